@@ -1,0 +1,56 @@
+# Infusion Bridge — developer entry points. `make help` lists them.
+SHELL := bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SANDBOX := sandbox/hapi/sandbox.sh
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test unit lint format sandbox-start sandbox-stop sandbox-status bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml
+	@echo "==> creating $(VENV) and installing Infusion Bridge with its dev tools"
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is required"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/.installed ## create the virtualenv and install the project (once)
+
+run: install sandbox-start ## run the service on 127.0.0.1:8000 against the local HAPI sandbox
+	@echo "==> starting Infusion Bridge (Ctrl-C to stop; the sandbox keeps running: make sandbox-stop)"
+	@$(BIN)/infusion-bridge serve
+
+test: install ## run every test: unit, API, and integration against a sandbox the tests start
+	@$(BIN)/pytest
+
+unit: install ## only the tests that need no sandbox
+	@$(BIN)/pytest -m 'not integration'
+
+lint: install ## ruff (lint + format check) and mypy
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy
+
+format: install ## apply ruff's formatting and safe fixes
+	@$(BIN)/ruff format .
+	@$(BIN)/ruff check --fix .
+
+sandbox-start: ## build (if needed) and start the HAPI FHIR R4 sandbox on :8080
+	@bash $(SANDBOX) start
+
+sandbox-stop: ## stop the HAPI sandbox
+	@bash $(SANDBOX) stop
+
+sandbox-status: ## is the sandbox running?
+	@bash $(SANDBOX) status
+
+bench: install ## run the benchmarks in bench/ (starts what they need)
+	@$(BIN)/python -m bench
+
+clean: ## remove the virtualenv, caches and local data
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache test-artifacts

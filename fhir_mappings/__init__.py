@@ -1,0 +1,1 @@
+"""Pure FHIR R4 <-> domain mappings: no I/O, no clock, no settings."""

@@ -1,0 +1,1 @@
+"""HTTP API: thin FastAPI routers that validate, call, and translate errors."""

@@ -1,0 +1,100 @@
+"""Turn every error a client can cause into a 4xx with a FHIR OperationOutcome body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fhir_mappings.operation_outcome import Issue, operation_outcome
+
+from ..logging import get_logger
+
+log = get_logger(__name__)
+FHIR_JSON = "application/fhir+json"
+
+
+class ApiError(Exception):
+    """An error with an HTTP status and OperationOutcome issues; raised by routes/services."""
+
+    def __init__(self, status_code: int, issues: list[Issue]) -> None:
+        super().__init__("; ".join(i.diagnostics for i in issues))
+        self.status_code = status_code
+        self.issues = issues
+
+    @classmethod
+    def one(cls, status_code: int, code: str, diagnostics: str, *expression: str) -> ApiError:
+        return cls(status_code, [Issue(code, diagnostics, tuple(expression))])
+
+
+def outcome_response(
+    status_code: int, issues: list[Issue], headers: dict[str, str] | None = None
+) -> Response:
+    return fhir_response(operation_outcome(issues), status_code, headers)
+
+
+def fhir_response(
+    body: dict[str, Any], status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(body), status_code=status_code, media_type=FHIR_JSON, headers=headers
+    )
+
+
+_STATUS_CODES = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    406: "not-supported",
+    409: "conflict",
+    410: "deleted",
+    412: "conflict",
+    413: "too-costly",
+    415: "not-supported",
+    422: "processing",
+    429: "throttled",
+}
+
+
+def _validation_issues(exc: RequestValidationError) -> list[Issue]:
+    issues = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        issues.append(
+            Issue("invalid", str(err.get("msg", "invalid")), (".".join(loc),) if loc else ())
+        )
+    return issues or [Issue("invalid", "invalid request")]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> Response:
+        return outcome_response(exc.status_code, exc.issues)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> Response:
+        return outcome_response(400, _validation_issues(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+        code = _STATUS_CODES.get(exc.status_code, "exception")
+        return outcome_response(
+            exc.status_code, [Issue(code, str(exc.detail))], dict(exc.headers or {})
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        route = request.scope.get("route")
+        log.error(
+            "unhandled_error",
+            route=getattr(route, "path", None),
+            method=request.method,
+            error=type(exc).__name__,
+        )
+        return outcome_response(500, [Issue("exception", "internal error; see the service log")])

@@ -1,0 +1,73 @@
+"""Command line: ``infusion-bridge serve | migrate | check``."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+import uvicorn
+
+from .app import build_ehr_client, create_app
+from .ehr.errors import EhrError
+from .logging import configure_logging
+from .settings import get_settings
+from .store.db import make_engine, migrate
+
+cli = typer.Typer(
+    help="Infusion Bridge: MS infusion center <-> EHR over FHIR R4.", no_args_is_help=True
+)
+
+
+@cli.command()
+def serve(
+    host: str | None = typer.Option(None, help="Listen address (default: INFUSION_HOST)."),
+    port: int | None = typer.Option(None, help="Listen port (default: INFUSION_PORT)."),
+) -> None:
+    """Run the HTTP service."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    app = create_app(settings)
+    typer.echo(
+        f"Infusion Bridge on http://{host or settings.host}:{port or settings.port} "
+        f"(EHR {settings.ehr_base_url}, store {settings.database_url.split('://')[0]})",
+        err=True,
+    )
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
+
+
+@cli.command("migrate")
+def migrate_cmd() -> None:
+    """Apply database migrations and exit."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    migrate(make_engine(settings.database_url))
+    typer.echo("database is up to date")
+
+
+@cli.command()
+def check() -> None:
+    """Check that the EHR's FHIR base answers /metadata (exit 1 if not)."""
+    settings = get_settings()
+
+    async def _check() -> str:
+        async with build_ehr_client(settings) as ehr:
+            meta = await ehr.metadata()
+        return str(meta.get("fhirVersion"))
+
+    try:
+        version = asyncio.run(_check())
+    except EhrError as exc:
+        typer.echo(f"EHR not reachable at {settings.ehr_base_url}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"EHR at {settings.ehr_base_url} answers, FHIR {version}")
+
+
+def main() -> None:
+    cli()

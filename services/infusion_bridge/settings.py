@@ -1,0 +1,44 @@
+"""Service settings, read from the environment (see README, "Settings")."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting has a safe local default: SQLite and the local HAPI sandbox."""
+
+    model_config = SettingsConfigDict(env_prefix="INFUSION_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///./var/infusion-bridge.db",
+        validation_alias=AliasChoices("INFUSION_DATABASE_URL", "DATABASE_URL"),
+        description="SQLAlchemy URL of the local store (SQLite or postgresql+psycopg://...).",
+    )
+    auto_migrate: bool = Field(default=True, description="Apply Alembic migrations at start-up.")
+    ehr_base_url: str = Field(
+        default="http://127.0.0.1:8080/fhir", description="FHIR R4 base URL of the EHR."
+    )
+    ehr_timeout_seconds: float = Field(default=10.0, gt=0)
+    ehr_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    ehr_max_connections: int = Field(default=20, ge=1)
+    ehr_bearer_token: SecretStr | None = Field(
+        default=None, description="Sent as 'Authorization: Bearer ...' to the EHR when set."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    max_body_bytes: int = Field(
+        default=5 * 1024 * 1024, ge=1024, description="Largest request body accepted."
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own `Settings` instead)."""
+    return Settings()

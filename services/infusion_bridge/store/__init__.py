@@ -1,0 +1,1 @@
+"""The local store: SQLModel tables, the engine, and Alembic migrations."""
