@@ -21,6 +21,7 @@ def settings(tmp_path: Path) -> Settings:
         ehr_base_url=FAKE_EHR,
         ehr_timeout_seconds=2,
         log_format="console",
+        sync_interval_seconds=0,
     )
 
 

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
+from sqlalchemy.engine import Engine
 
 from . import __version__
-from .api import health
+from .api import deliveries, fhir_bundle, fhir_orders, health, hooks, orders, sessions
 from .api.errors import install_error_handlers
 from .api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
 from .api.state import AppState
+from .delivery.policy import RetryPolicy
+from .delivery.worker import DeliveryWorker
+from .domain.catalog import DrugCatalog, load_catalog
 from .ehr.client import EhrClient
+from .intake import utcnow
 from .logging import get_logger
+from .scheduler import periodic_sync
 from .settings import Settings, get_settings
 from .store.db import make_engine, migrate
 
@@ -31,6 +40,24 @@ def build_ehr_client(settings: Settings) -> EhrClient:
     )
 
 
+def build_worker(
+    settings: Settings, engine: Engine, ehr: EhrClient, catalog: DrugCatalog
+) -> DeliveryWorker:
+    return DeliveryWorker(
+        engine,
+        ehr,
+        catalog,
+        identifier_system=settings.identifier_system,
+        policy=RetryPolicy(
+            base_seconds=settings.delivery_retry_base_seconds,
+            cap_seconds=settings.delivery_retry_cap_seconds,
+        ),
+        concurrency=settings.delivery_concurrency,
+        lease=timedelta(seconds=settings.delivery_lease_seconds),
+        clock=utcnow,
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -40,13 +67,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.auto_migrate:
             migrate(engine)
         ehr = build_ehr_client(settings)
-        app.state.infusion = AppState(settings=settings, engine=engine, ehr=ehr)
+        state = AppState(settings=settings, engine=engine, ehr=ehr, catalog=load_catalog())
+        app.state.infusion = state
+        tasks: list[asyncio.Task[None]] = []
+        if settings.delivery_enabled:
+            state.worker = build_worker(settings, engine, ehr, state.catalog)
+            tasks.append(asyncio.create_task(state.worker.run(settings.delivery_poll_seconds)))
+        sync_task = (
+            asyncio.create_task(periodic_sync(state))
+            if settings.sync_interval_seconds > 0
+            else None
+        )
         log.info(
             "started", ehr_base_url=settings.ehr_base_url, database=engine.url.get_backend_name()
         )
         try:
             yield
         finally:
+            if sync_task is not None:
+                tasks.append(sync_task)
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await ehr.aclose()
             engine.dispose()
             log.info("stopped")
@@ -61,4 +104,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
     app.include_router(health.router)
+    app.include_router(orders.router)
+    app.include_router(fhir_orders.router)
+    app.include_router(fhir_bundle.router)
+    app.include_router(hooks.router)
+    app.include_router(sessions.router)
+    app.include_router(deliveries.router)
     return app

@@ -1,4 +1,4 @@
-"""Command line: ``infusion-bridge serve | migrate | check``."""
+"""Command line: ``infusion-bridge serve | migrate | sync | check``."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ import asyncio
 
 import typer
 import uvicorn
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .app import build_ehr_client, create_app
+from .domain.catalog import load_catalog
 from .ehr.errors import EhrError
 from .logging import configure_logging
 from .settings import get_settings
 from .store.db import make_engine, migrate
+from .sync import SyncSummary, sync_orders
 
 cli = typer.Typer(
     help="Infusion Bridge: MS infusion center <-> EHR over FHIR R4.", no_args_is_help=True
@@ -49,6 +53,60 @@ def migrate_cmd() -> None:
     configure_logging(settings.log_level, settings.log_format)
     migrate(make_engine(settings.database_url))
     typer.echo("database is up to date")
+
+
+@cli.command()
+def sync(
+    page_size: int | None = typer.Option(
+        None, help="Orders per page (default: INFUSION_SYNC_PAGE_SIZE)."
+    ),
+) -> None:
+    """Pull orders changed at the EHR since the last checkpoint (safe to interrupt and rerun)."""
+    settings = get_settings()
+    configure_logging("WARNING", settings.log_format)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+
+    async def _sync() -> SyncSummary:
+        with Progress(
+            TextColumn("[bold]sync[/] MedicationRequest"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("pages {task.fields[pages]}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+        ) as progress:
+            task = progress.add_task("sync", total=None, pages=0)
+
+            def on_page(summary: SyncSummary) -> None:
+                progress.update(
+                    task, completed=summary.received, total=summary.total, pages=summary.pages
+                )
+
+            async with build_ehr_client(settings) as ehr:
+                return await sync_orders(
+                    ehr,
+                    engine,
+                    load_catalog(),
+                    page_size=page_size or settings.sync_page_size,
+                    on_page=on_page,
+                )
+
+    try:
+        summary = asyncio.run(_sync())
+    except EhrError as exc:
+        typer.echo(
+            f"sync stopped: {exc} (the checkpoint keeps what was done; rerun to resume)", err=True
+        )
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        typer.echo("sync interrupted; rerun to resume from the checkpoint", err=True)
+        raise typer.Exit(130) from None
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items())) or "nothing new"
+    typer.echo(
+        f"synced {summary.received} orders in {summary.pages} pages: {outcomes}; "
+        f"rejected {summary.rejected}; checkpoint {summary.checkpoint or '-'}"
+    )
 
 
 @cli.command()

@@ -29,6 +29,24 @@ class Settings(BaseSettings):
     ehr_bearer_token: SecretStr | None = Field(
         default=None, description="Sent as 'Authorization: Bearer ...' to the EHR when set."
     )
+    hook_secret: SecretStr | None = Field(
+        default=None,
+        description="Shared secret the rest-hook Subscription sends as X-Infusion-Hook-Secret.",
+    )
+    sync_interval_seconds: float = Field(
+        default=300, ge=0, description="Pull changed orders from the EHR this often; 0 = off."
+    )
+    sync_page_size: int = Field(default=100, ge=1, le=1000)
+    identifier_system: str = Field(
+        default="urn:infusion-bridge:resource",
+        description="System of the business identifiers minted for resources sent to the EHR.",
+    )
+    delivery_enabled: bool = Field(default=True, description="Run the write-back worker.")
+    delivery_concurrency: int = Field(default=4, ge=1, le=64)
+    delivery_poll_seconds: float = Field(default=5.0, gt=0)
+    delivery_lease_seconds: float = Field(default=60.0, gt=0)
+    delivery_retry_base_seconds: float = Field(default=1.0, gt=0)
+    delivery_retry_cap_seconds: float = Field(default=300.0, gt=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fhir_mappings.operation_outcome import Issue, operation_outcome
 
+from ..domain.errors import DomainError
 from ..logging import get_logger
 
 log = get_logger(__name__)
@@ -76,6 +77,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> Response:
         return outcome_response(exc.status_code, exc.issues)
+
+    @app.exception_handler(DomainError)
+    async def _domain_error(_request: Request, exc: DomainError) -> Response:
+        expression = (exc.element,) if exc.element else ()
+        return outcome_response(exc.status_code, [Issue(exc.code, str(exc), expression)])
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> Response:

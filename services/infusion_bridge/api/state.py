@@ -1,12 +1,15 @@
-"""What the app holds for its lifetime: settings, the database engine, the EHR client."""
+"""What the app holds for its lifetime: settings, engine, EHR client, drug catalog."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from fastapi import Request
 from sqlalchemy.engine import Engine
 
+from ..delivery.worker import DeliveryWorker
+from ..domain.catalog import DrugCatalog
 from ..ehr.client import EhrClient
 from ..settings import Settings
 
@@ -16,6 +19,10 @@ class AppState:
     settings: Settings
     engine: Engine
     ehr: EhrClient
+    catalog: DrugCatalog
+    sync_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    sync_requested: bool = False
+    worker: DeliveryWorker | None = None
 
 
 def app_state(request: Request) -> AppState:

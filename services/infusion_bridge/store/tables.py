@@ -1,3 +1,106 @@
 """SQLModel tables of the local store. Schema changes go through Alembic migrations."""
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index
+from sqlmodel import Field, SQLModel
+
+
+class OrderRow(SQLModel, table=True):
+    """One cached MedicationRequest, latest version only; deletes are flagged, not removed."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        Index("ix_orders_received", "received_at", "id"),
+        Index("ix_orders_patient_received", "patient", "received_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=64)
+    version_id: int = Field(default=1)
+    last_updated: datetime
+    status: str = Field(index=True, max_length=32)
+    patient: str = Field(max_length=128)
+    drug_key: str = Field(index=True, max_length=64)
+    rxnorm: str = Field(index=True, max_length=32)
+    role: str = Field(max_length=16)
+    group_value: str | None = Field(default=None, index=True, max_length=256)
+    deleted: bool = Field(default=False)
+    source: str = Field(max_length=16)
+    received_at: datetime
+    order_json: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    resource_json: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class OrderLinkRow(SQLModel, table=True):
+    """``basedOn`` links between orders (premedication -> infusion order)."""
+
+    __tablename__ = "order_links"
+
+    order_id: str = Field(primary_key=True, foreign_key="orders.id", max_length=64)
+    target_id: str = Field(primary_key=True, index=True, max_length=64)
+
+
+class OrderIdentifierRow(SQLModel, table=True):
+    """Business identifiers of cached orders, for conditional create (If-None-Exist)."""
+
+    __tablename__ = "order_identifiers"
+
+    system: str = Field(primary_key=True, max_length=256)
+    value: str = Field(primary_key=True, max_length=256)
+    order_id: str = Field(foreign_key="orders.id", index=True, max_length=64)
+
+
+class SyncCheckpointRow(SQLModel, table=True):
+    """How far an incremental pull from the EHR has got (``meta.lastUpdated`` of the EHR)."""
+
+    __tablename__ = "sync_checkpoints"
+
+    name: str = Field(primary_key=True, max_length=64)
+    last_updated: str
+    updated_at: datetime
+
+
+class SessionRow(SQLModel, table=True):
+    """One infusion session; the whole timeline lives in ``session_json`` (domain model)."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (Index("ix_sessions_patient_started", "patient", "started_at"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    order_id: str = Field(foreign_key="orders.id", index=True, max_length=64)
+    patient: str = Field(max_length=128)
+    drug_key: str = Field(index=True, max_length=64)
+    state: str = Field(index=True, max_length=32)
+    version: int = Field(default=1)
+    """Optimistic lock: every write bumps it; a concurrent writer gets a conflict."""
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = Field(default=None, index=True)
+    ended_at: datetime | None = None
+    session_json: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class OutboxRow(SQLModel, table=True):
+    """A pending write to the EHR, committed in the same transaction as the session change."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: str = Field(foreign_key="sessions.id", index=True, max_length=64)
+    status: str = Field(max_length=16)
+    """pending | delivering | delivered | dead"""
+    attempts: int = 0
+    next_attempt_at: datetime
+    lease_until: datetime | None = None
+    last_error: str | None = None
+    outcome: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """The EHR's OperationOutcome when it refused the Bundle."""
+    response: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """Where each resource landed at the EHR (locations from the transaction-response)."""
+    created_at: datetime
+    updated_at: datetime
+    delivered_at: datetime | None = None

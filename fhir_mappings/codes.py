@@ -1,0 +1,69 @@
+"""Code system URIs and fixed codes used by the FHIR R4 mappings, in one place."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- Code systems -------------------------------------------------------------------------------
+RXNORM: Final = "http://www.nlm.nih.gov/research/umls/rxnorm"
+SNOMED: Final = "http://snomed.info/sct"
+LOINC: Final = "http://loinc.org"
+UCUM: Final = "http://unitsofmeasure.org"
+
+MEDICATION_REQUEST_STATUS: Final = "http://hl7.org/fhir/CodeSystem/medicationrequest-status"
+MEDICATION_REQUEST_INTENT: Final = "http://hl7.org/fhir/CodeSystem/medicationrequest-intent"
+MEDICATION_ADMIN_STATUS: Final = "http://terminology.hl7.org/CodeSystem/medication-admin-status"
+OBSERVATION_CATEGORY: Final = "http://terminology.hl7.org/CodeSystem/observation-category"
+DOSE_RATE_TYPE: Final = "http://terminology.hl7.org/CodeSystem/dose-rate-type"
+V3_ACT_CODE: Final = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+
+# --- Value sets (R4 4.0.1, required bindings the fhir.resources models do not enforce) ----------
+MEDICATION_REQUEST_STATUSES: Final = frozenset(
+    {
+        "active",
+        "on-hold",
+        "cancelled",
+        "completed",
+        "entered-in-error",
+        "stopped",
+        "draft",
+        "unknown",
+    }
+)
+MEDICATION_REQUEST_INTENTS: Final = frozenset(
+    {
+        "proposal",
+        "plan",
+        "order",
+        "original-order",
+        "reflex-order",
+        "filler-order",
+        "instance-order",
+        "option",
+    }
+)
+UNITS_OF_TIME: Final = frozenset({"s", "min", "h", "d", "wk", "mo", "a"})
+"""R4 ``units-of-time`` (Timing.repeat.periodUnit / durationUnit)."""
+
+# --- SNOMED CT routes ---------------------------------------------------------------------------
+ROUTE_INTRAVENOUS: Final = "47625008"
+"""Intravenous route (qualifier value)."""
+ROUTE_INTRAVENOUS_ALT: Final = "255560000"
+"""Intravenous (qualifier value); seen in HL7 examples."""
+ROUTE_ORAL: Final = "26643006"
+"""Oral route."""
+INTRAVENOUS_ROUTES: Final = frozenset({ROUTE_INTRAVENOUS, ROUTE_INTRAVENOUS_ALT})
+PREMEDICATION_ROUTES: Final = INTRAVENOUS_ROUTES | {ROUTE_ORAL}
+ROUTE_DISPLAYS: Final = {
+    ROUTE_INTRAVENOUS: "Intravenous route",
+    ROUTE_INTRAVENOUS_ALT: "Intravenous",
+    ROUTE_ORAL: "Oral route",
+}
+
+# --- LOINC --------------------------------------------------------------------------------------
+LOINC_BODY_SURFACE_AREA: Final = "8277-6"
+LOINC_BODY_SURFACE_AREA_DISPLAY: Final = "Body surface area"
+
+# --- SNOMED CT diagnoses ------------------------------------------------------------------------
+SNOMED_MULTIPLE_SCLEROSIS: Final = "24700007"
+SNOMED_RELAPSING_REMITTING_MS: Final = "426373005"

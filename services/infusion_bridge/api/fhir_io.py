@@ -1,0 +1,92 @@
+"""Reading FHIR JSON request bodies and writing FHIR responses for the ``/fhir`` base."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.responses import Response
+
+from fhir_mappings.operation_outcome import Issue, operation_outcome
+
+from ..store.tables import OrderRow
+from .errors import ApiError, fhir_response
+
+Json = dict[str, Any]
+
+
+async def read_resource(request: Request, expected_type: str | None = None) -> Json:
+    """Parse the body as a FHIR JSON object; 400 with an OperationOutcome otherwise."""
+    raw = await request.body()
+    if not raw.strip():
+        raise ApiError.one(400, "required", "the request body is empty")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError.one(400, "structure", f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ApiError.one(400, "structure", "the body must be a JSON object (a FHIR resource)")
+    check_type(body, expected_type)
+    return body
+
+
+def check_type(body: Json, expected_type: str | None, prefix: str = "") -> None:
+    rtype = body.get("resourceType")
+    if not isinstance(rtype, str):
+        raise ApiError.one(
+            400, "required", "resourceType is missing", f"{prefix}resourceType".lstrip(".")
+        )
+    if expected_type and rtype != expected_type:
+        raise ApiError.one(
+            400,
+            "invalid",
+            f"expected a {expected_type}, got a {rtype}",
+            f"{prefix}resourceType".lstrip("."),
+        )
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/fhir"
+
+
+def version_headers(request: Request, row: OrderRow) -> dict[str, str]:
+    return {
+        "ETag": f'W/"{row.version_id}"',
+        "Last-Modified": http_date(row.last_updated),
+        "Location": f"{base_url(request)}/MedicationRequest/{row.id}/_history/{row.version_id}",
+    }
+
+
+def http_date(when: datetime) -> str:
+    return format_datetime(when, usegmt=True) if when.tzinfo else format_datetime(when)
+
+
+def prefer_return(request: Request) -> str:
+    """The ``return=`` preference: representation (default), minimal, or OperationOutcome."""
+    for part in request.headers.get("prefer", "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == "return" and value in ("minimal", "representation", "OperationOutcome"):
+            return value
+    return "representation"
+
+
+def write_response(
+    request: Request,
+    row: OrderRow,
+    status_code: int,
+    message: str,
+    issues: list[Issue] | None = None,
+) -> Response:
+    """A create/update answer shaped by ``Prefer: return=``."""
+    headers = version_headers(request, row)
+    preference = prefer_return(request)
+    if preference == "minimal":
+        return Response(status_code=status_code, headers=headers)
+    if preference == "OperationOutcome":
+        outcome = operation_outcome([Issue("informational", message, severity="information")])
+        outcome["issue"] += [i.to_fhir() for i in issues or []]
+        return fhir_response(outcome, status_code, headers)
+    return fhir_response(row.resource_json, status_code, headers)

@@ -1,0 +1,183 @@
+"""Nurse API (JSON): open a session for an order, record its events, read it back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from ..chairside import record_event, start_session
+from ..domain.errors import NotFound
+from ..domain.sessions import SessionEvent
+from ..intake import utcnow
+from ..store.db import session_scope
+from ..store.outbox import deliveries_for
+from ..store.sessions import get_session_row, list_sessions, load
+from ..store.tables import OutboxRow, SessionRow
+from .state import app_state
+
+router = APIRouter(prefix="/sessions", tags=["sessions"])
+
+
+class NewSession(BaseModel):
+    order_id: str
+
+
+class TimelineItem(BaseModel):
+    seq: int
+    id: str
+    recorded_at: datetime
+    event: SessionEvent
+
+
+class DeliveryView(BaseModel):
+    id: int
+    session_id: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    outcome: dict[str, Any] | None
+    response: dict[str, Any] | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+    @classmethod
+    def of(cls, row: OutboxRow) -> DeliveryView:
+        return cls.model_validate(row, from_attributes=True)
+
+
+class SessionView(BaseModel):
+    id: str
+    order_id: str
+    patient: str
+    drug: str
+    state: str
+    version: int
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    timeline: list[TimelineItem]
+    deliveries: list[DeliveryView]
+
+
+class SessionSummary(BaseModel):
+    id: str
+    order_id: str
+    patient: str
+    drug: str
+    state: str
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+class SessionPage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    items: list[SessionSummary]
+
+
+def session_view(row: SessionRow, deliveries: list[OutboxRow]) -> SessionView:
+    infusion = load(row)
+    return SessionView(
+        id=row.id,
+        order_id=row.order_id,
+        patient=row.patient,
+        drug=row.drug_key,
+        state=row.state,
+        version=row.version,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        timeline=[TimelineItem.model_validate(e.model_dump()) for e in infusion.events],
+        deliveries=[DeliveryView.of(d) for d in deliveries],
+    )
+
+
+def _load_view(request: Request, session_id: str) -> SessionView:
+    with session_scope(app_state(request).engine) as session:
+        row = get_session_row(session, session_id)
+        if row is None:
+            raise NotFound(f"session {session_id} does not exist", "session_id")
+        return session_view(row, list(deliveries_for(session, session_id)))
+
+
+@router.post("", status_code=201, response_model=SessionView)
+async def create_session(request: Request, body: NewSession) -> Any:
+    """Open a scheduled session for a cached, active infusion order."""
+    state = app_state(request)
+    row = await run_in_threadpool(start_session, state.engine, body.order_id, now=utcnow())
+    return session_view(row, [])
+
+
+@router.post("/{session_id}/events", status_code=201, response_model=SessionView)
+async def add_event(
+    request: Request, session_id: str, event: Annotated[SessionEvent, Body()]
+) -> Any:
+    """Record one event (``type`` says which); 409 if the session's state does not allow it."""
+    state = app_state(request)
+    _, queued = await run_in_threadpool(
+        lambda: record_event(state.engine, session_id, event, catalog=state.catalog, now=utcnow())
+    )
+    if queued and state.worker is not None:
+        state.worker.notify()
+    return await run_in_threadpool(_load_view, request, session_id)
+
+
+@router.get("/{session_id}", response_model=SessionView)
+async def read_session(request: Request, session_id: str) -> Any:
+    """The session, its timeline, and the status of its write-back to the EHR."""
+    return await run_in_threadpool(_load_view, request, session_id)
+
+
+@router.get("", response_model=SessionPage)
+async def read_sessions(
+    request: Request,
+    patient: Annotated[str | None, Query(description="Patient reference or id")] = None,
+    state: Annotated[str | None, Query(description="Session state, e.g. discharged")] = None,
+    drug: Annotated[str | None, Query(description="Catalog key, e.g. ocrelizumab")] = None,
+    since: Annotated[datetime | None, Query(description="Started at or after")] = None,
+    until: Annotated[datetime | None, Query(description="Started before")] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Any:
+    """Sessions, newest first."""
+    engine = app_state(request).engine
+    if patient and "/" not in patient:
+        patient = f"Patient/{patient}"
+
+    def load_page() -> SessionPage:
+        with session_scope(engine) as session:
+            total, rows = list_sessions(
+                session,
+                patient=patient,
+                state=state,
+                drug=drug,
+                since=since,
+                until=until,
+                offset=offset,
+                limit=limit,
+            )
+            return SessionPage(
+                total=total,
+                offset=offset,
+                limit=limit,
+                items=[
+                    SessionSummary(
+                        id=r.id,
+                        order_id=r.order_id,
+                        patient=r.patient,
+                        drug=r.drug_key,
+                        state=r.state,
+                        started_at=r.started_at,
+                        ended_at=r.ended_at,
+                    )
+                    for r in rows
+                ],
+            )
+
+    return await run_in_threadpool(load_page)

@@ -1,0 +1,1 @@
+"""Write-back to the EHR through the transactional outbox."""

@@ -1,0 +1,1 @@
+"""The domain model: plain pydantic types and rules, no I/O."""

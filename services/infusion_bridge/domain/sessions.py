@@ -1,0 +1,374 @@
+"""An infusion session: its states, the events a nurse records, and the rules between them.
+
+    scheduled -> checked-in -> premedicated -> iv-placed -> infusing <-> paused
+              -> infusion-ended -> observing -> discharged (completed)
+    also: stopped (early, with reason and dose given), not-done (with reason), cancelled
+
+Premedication may also be given after the IV is placed; vitals can be taken from check-in
+on; reactions from the infusion start on (also during observation). Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .orders import Quantity
+
+
+class SessionState(StrEnum):
+    SCHEDULED = "scheduled"
+    CHECKED_IN = "checked-in"
+    PREMEDICATED = "premedicated"
+    IV_PLACED = "iv-placed"
+    INFUSING = "infusing"
+    PAUSED = "paused"
+    INFUSION_ENDED = "infusion-ended"
+    OBSERVING = "observing"
+    DISCHARGED = "discharged"
+    STOPPED = "stopped"
+    NOT_DONE = "not-done"
+    CANCELLED = "cancelled"
+
+
+TERMINAL = frozenset(
+    {SessionState.DISCHARGED, SessionState.STOPPED, SessionState.NOT_DONE, SessionState.CANCELLED}
+)
+"""States after which nothing more can be recorded (except late reactions)."""
+
+DELIVERED_STATES = frozenset({SessionState.DISCHARGED, SessionState.STOPPED, SessionState.NOT_DONE})
+"""Terminal states whose record goes back to the EHR."""
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at: datetime
+    """When it happened (chair-side time, timezone-aware)."""
+    by: str | None = None
+    """Who documented it (nurse id or name)."""
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class CheckIn(_Event):
+    type: Literal["check-in"] = "check-in"
+
+
+class Premedication(_Event):
+    type: Literal["premedication"] = "premedication"
+    drug: str = Field(description="catalog key or RxNorm code of the premedication")
+    dose: Quantity
+    route: Literal["intravenous", "oral"]
+
+
+class IvInsertion(_Event):
+    type: Literal["iv-insertion"] = "iv-insertion"
+    site: str = Field(min_length=1, max_length=100, description="e.g. left antecubital fossa")
+    gauge: int = Field(ge=14, le=26, description="catheter gauge (G)")
+
+
+class InfusionStart(_Event):
+    type: Literal["infusion-start"] = "infusion-start"
+    rate_ml_per_h: float = Field(gt=0, le=1000)
+
+
+class RateChange(_Event):
+    type: Literal["rate-change"] = "rate-change"
+    rate_ml_per_h: float = Field(gt=0, le=1000)
+
+
+class Pause(_Event):
+    type: Literal["pause"] = "pause"
+    reason: str | None = None
+
+
+class Resume(_Event):
+    type: Literal["resume"] = "resume"
+    rate_ml_per_h: float | None = Field(default=None, gt=0, le=1000)
+
+
+class Vitals(_Event):
+    """Any subset of vital signs, in fixed units; impossible values are refused."""
+
+    type: Literal["vitals"] = "vitals"
+    systolic_mmhg: float | None = Field(default=None, ge=40, le=300)
+    diastolic_mmhg: float | None = Field(default=None, ge=20, le=200)
+    heart_rate_per_min: float | None = Field(default=None, ge=20, le=250)
+    respiratory_rate_per_min: float | None = Field(default=None, ge=4, le=80)
+    temperature_c: float | None = Field(default=None, ge=30, le=45)
+    spo2_percent: float | None = Field(default=None, ge=50, le=100)
+    weight_kg: float | None = Field(default=None, ge=2, le=400)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Vitals:
+        values = [
+            self.systolic_mmhg,
+            self.diastolic_mmhg,
+            self.heart_rate_per_min,
+            self.respiratory_rate_per_min,
+            self.temperature_c,
+            self.spo2_percent,
+            self.weight_kg,
+        ]
+        if all(v is None for v in values):
+            raise ValueError("at least one vital sign is required")
+        if (self.systolic_mmhg is None) != (self.diastolic_mmhg is None):
+            raise ValueError("blood pressure needs both systolic_mmhg and diastolic_mmhg")
+        sys_, dia = self.systolic_mmhg, self.diastolic_mmhg
+        if sys_ is not None and dia is not None and dia >= sys_:
+            raise ValueError("diastolic_mmhg must be lower than systolic_mmhg")
+        return self
+
+
+Symptom = Literal[
+    "fever",
+    "chills",
+    "flushing",
+    "rash",
+    "itching",
+    "hives",
+    "headache",
+    "nausea",
+    "fatigue",
+    "site-pain",
+    "site-bruising",
+]
+
+
+class Reaction(_Event):
+    type: Literal["reaction"] = "reaction"
+    symptoms: list[Symptom] = Field(min_length=1)
+    severity: Literal["mild", "moderate", "severe", "life-threatening"]
+    action: Literal["none", "slowed", "paused", "stopped"]
+    treatment: str | None = Field(default=None, max_length=500)
+    rate_ml_per_h: float | None = Field(
+        default=None, gt=0, le=1000, description="the new rate when action is 'slowed'"
+    )
+
+    @model_validator(mode="after")
+    def _slowed_has_rate(self) -> Reaction:
+        if self.action == "slowed" and self.rate_ml_per_h is None:
+            raise ValueError("rate_ml_per_h is required when the infusion was slowed")
+        return self
+
+
+class InfusionEnd(_Event):
+    type: Literal["infusion-end"] = "infusion-end"
+    dose_given: Quantity
+    volume_ml: float = Field(gt=0, le=5000)
+
+
+class ObservationStart(_Event):
+    type: Literal["observation-start"] = "observation-start"
+
+
+class Discharge(_Event):
+    type: Literal["discharge"] = "discharge"
+    override_reason: str | None = Field(
+        default=None, max_length=500, description="why discharge before the observation time"
+    )
+
+
+class Stop(_Event):
+    """The infusion was stopped early for good."""
+
+    type: Literal["stop"] = "stop"
+    reason: str = Field(min_length=1, max_length=500)
+    dose_given: Quantity
+    volume_ml: float | None = Field(default=None, ge=0, le=5000)
+
+
+class NotDone(_Event):
+    type: Literal["not-done"] = "not-done"
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class Cancel(_Event):
+    type: Literal["cancel"] = "cancel"
+    reason: str | None = Field(default=None, max_length=500)
+
+
+SessionEvent = Annotated[
+    CheckIn
+    | Premedication
+    | IvInsertion
+    | InfusionStart
+    | RateChange
+    | Pause
+    | Resume
+    | Vitals
+    | Reaction
+    | InfusionEnd
+    | ObservationStart
+    | Discharge
+    | Stop
+    | NotDone
+    | Cancel,
+    Field(discriminator="type"),
+]
+
+S = SessionState
+_BEFORE_INFUSION = {S.SCHEDULED, S.CHECKED_IN, S.PREMEDICATED, S.IV_PLACED}
+
+TRANSITIONS: dict[str, dict[SessionState, SessionState]] = {
+    "check-in": {S.SCHEDULED: S.CHECKED_IN},
+    "premedication": {
+        S.CHECKED_IN: S.PREMEDICATED,
+        S.PREMEDICATED: S.PREMEDICATED,
+        S.IV_PLACED: S.IV_PLACED,
+    },
+    "iv-insertion": {S.CHECKED_IN: S.IV_PLACED, S.PREMEDICATED: S.IV_PLACED},
+    "infusion-start": {S.IV_PLACED: S.INFUSING},
+    "rate-change": {S.INFUSING: S.INFUSING},
+    "pause": {S.INFUSING: S.PAUSED},
+    "resume": {S.PAUSED: S.INFUSING},
+    "vitals": {
+        s: s
+        for s in (
+            S.CHECKED_IN,
+            S.PREMEDICATED,
+            S.IV_PLACED,
+            S.INFUSING,
+            S.PAUSED,
+            S.INFUSION_ENDED,
+            S.OBSERVING,
+        )
+    },
+    "infusion-end": {S.INFUSING: S.INFUSION_ENDED, S.PAUSED: S.INFUSION_ENDED},
+    "observation-start": {S.INFUSION_ENDED: S.OBSERVING},
+    "discharge": {S.INFUSION_ENDED: S.DISCHARGED, S.OBSERVING: S.DISCHARGED},
+    "stop": {S.INFUSING: S.STOPPED, S.PAUSED: S.STOPPED},
+    "not-done": {s: S.NOT_DONE for s in _BEFORE_INFUSION},
+    "cancel": {S.SCHEDULED: S.CANCELLED, S.CHECKED_IN: S.CANCELLED},
+}
+"""event type -> {state it may happen in: state after it}. Reactions are handled apart."""
+
+_REACTION_STATES = {S.INFUSING, S.PAUSED, S.INFUSION_ENDED, S.OBSERVING}
+_REACTION_ACTION = {"none": None, "slowed": None, "paused": S.PAUSED, "stopped": S.STOPPED}
+
+
+class TransitionError(Exception):
+    """An event that is not allowed now; nothing changes."""
+
+    def __init__(self, message: str, element: str = "type") -> None:
+        super().__init__(message)
+        self.element = element
+
+
+def next_state(state: SessionState, event: _Event) -> SessionState:
+    """The state after ``event``, or ``TransitionError`` if it may not happen in ``state``."""
+    kind: str = getattr(event, "type")  # noqa: B009  (every concrete event has a literal type)
+    if isinstance(event, Reaction):
+        if state not in _REACTION_STATES:
+            raise TransitionError(f"a reaction cannot be recorded while the session is {state}")
+        target = _REACTION_ACTION[event.action]
+        if target is None:
+            return state
+        if state not in (S.INFUSING, S.PAUSED):
+            raise TransitionError(
+                f"action '{event.action}' needs a running infusion (session is {state})", "action"
+            )
+        if target is S.PAUSED and state is S.PAUSED:
+            return state
+        return target
+    allowed = TRANSITIONS.get(kind, {})
+    if state not in allowed:
+        can = sorted(k for k, v in TRANSITIONS.items() if state in v)
+        raise TransitionError(
+            f"'{kind}' is not allowed while the session is {state}; allowed now: "
+            + (", ".join(can) if can else "nothing (the session is closed)")
+        )
+    return allowed[state]
+
+
+def rate_from(event: _Event) -> float | None:
+    """The pump rate an event sets (mL/h), if any."""
+    if isinstance(event, InfusionStart | RateChange):
+        return event.rate_ml_per_h
+    if isinstance(event, Resume | Reaction):
+        return event.rate_ml_per_h
+    return None
+
+
+def observation_due(infusion_end: datetime, observation_minutes: int) -> datetime:
+    return infusion_end + timedelta(minutes=observation_minutes)
+
+
+class RecordedEvent(BaseModel):
+    """An event as stored: its place in the timeline and when it was recorded."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seq: int
+    id: str
+    """Stable id (used for business identifiers of the FHIR resources it becomes)."""
+    recorded_at: datetime
+    event: SessionEvent
+
+
+class InfusionSession(BaseModel):
+    """A session with its ordered timeline. ``order_id`` points at the cached order."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    order_id: str
+    patient: str
+    drug_key: str
+    state: SessionState = SessionState.SCHEDULED
+    created_at: datetime
+    events: tuple[RecordedEvent, ...] = ()
+
+    def last(self, kind: type[_Event]) -> RecordedEvent | None:
+        for item in reversed(self.events):
+            if isinstance(item.event, kind):
+                return item
+        return None
+
+    def all(self, kind: type[_Event]) -> list[RecordedEvent]:
+        return [item for item in self.events if isinstance(item.event, kind)]
+
+
+MAX_CLOCK_SKEW = timedelta(minutes=2)
+
+
+def record(
+    session: InfusionSession,
+    event: SessionEvent,
+    *,
+    event_id: str,
+    now: datetime,
+    observation_minutes: int,
+) -> InfusionSession:
+    """Check ``event`` against the session and return the session with it appended.
+
+    Rules: the event is not in the future (beyond a small clock skew) nor earlier than the
+    last event; the state machine allows it; discharge comes only after the drug's
+    post-infusion observation time, unless ``override_reason`` says why.
+    """
+    if event.at.tzinfo is None:
+        raise TransitionError("'at' needs a timezone offset", "at")
+    if event.at > now + MAX_CLOCK_SKEW:
+        raise TransitionError(f"'at' {event.at.isoformat()} is in the future", "at")
+    if session.events and event.at < session.events[-1].event.at:
+        raise TransitionError(
+            f"'at' {event.at.isoformat()} is before the previous event "
+            f"({session.events[-1].event.at.isoformat()}); events are recorded in time order",
+            "at",
+        )
+    new_state = next_state(session.state, event)
+    if isinstance(event, Discharge) and not event.override_reason:
+        ended = session.last(InfusionEnd)
+        if ended is not None and observation_minutes > 0:
+            due = observation_due(ended.event.at, observation_minutes)
+            if event.at < due:
+                raise TransitionError(
+                    f"discharge before the {observation_minutes}-minute post-infusion observation "
+                    f"ends ({due.isoformat()}); give override_reason to discharge anyway",
+                    "at",
+                )
+    recorded = RecordedEvent(seq=len(session.events) + 1, id=event_id, recorded_at=now, event=event)
+    return session.model_copy(update={"state": new_state, "events": (*session.events, recorded)})

@@ -1,0 +1,194 @@
+"""Queries and writes for the order cache. Callers own the transaction (no commit here)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import delete, func
+from sqlmodel import Session, col, or_, select
+
+from ..domain.orders import InfusionOrder
+from .tables import OrderIdentifierRow, OrderLinkRow, OrderRow, SyncCheckpointRow
+
+
+class Applied(StrEnum):
+    """What writing one order version did to the cache."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"  # the same id + version again: a no-op
+    STALE = "stale"  # an older version than the cached one: ignored
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    outcome: Applied
+    row: OrderRow
+
+
+def get_order(session: Session, order_id: str) -> OrderRow | None:
+    return session.get(OrderRow, order_id)
+
+
+def find_by_identifier(session: Session, system: str | None, value: str) -> list[OrderRow]:
+    query = select(OrderRow).join(
+        OrderIdentifierRow, col(OrderIdentifierRow.order_id) == col(OrderRow.id)
+    )
+    query = query.where(OrderIdentifierRow.value == value)
+    if system is not None:
+        query = query.where(OrderIdentifierRow.system == system)
+    return list(session.exec(query).all())
+
+
+def apply_order(
+    session: Session,
+    order: InfusionOrder,
+    resource: dict[str, Any],
+    *,
+    source: str,
+    now: datetime,
+) -> ApplyResult:
+    """Insert or update one order version, honouring version order.
+
+    ``order.version_id`` must be set (the EHR's ``meta.versionId``, or one the caller
+    assigned). Same version: no-op. Older version: ignored. Newer: replaces the row.
+    """
+    assert order.version_id is not None, "caller assigns a version"
+    row = session.get(OrderRow, order.id)
+    if row is not None:
+        if order.version_id == row.version_id:
+            return ApplyResult(Applied.UNCHANGED, row)
+        if order.version_id < row.version_id:
+            return ApplyResult(Applied.STALE, row)
+    fields = _fields(order, resource, source=source, now=now)
+    if row is None:
+        row = OrderRow(**fields)
+        session.add(row)
+        outcome = Applied.CREATED
+    else:
+        for key, value in fields.items():
+            setattr(row, key, value)
+        outcome = Applied.UPDATED
+    session.flush()
+    _replace_links(session, order)
+    return ApplyResult(outcome, row)
+
+
+def mark_deleted(
+    session: Session, order_id: str, *, version_id: int | None, now: datetime
+) -> OrderRow | None:
+    """Record a delete: the row stays (with its last content) and is flagged."""
+    row = session.get(OrderRow, order_id)
+    if row is None:
+        return None
+    new_version = version_id if version_id is not None else row.version_id + 1
+    if new_version <= row.version_id and row.deleted:
+        return row
+    row.deleted = True
+    row.version_id = max(new_version, row.version_id)
+    row.last_updated = now
+    row.received_at = now
+    session.add(row)
+    return row
+
+
+def list_orders(
+    session: Session,
+    *,
+    patient: str | None = None,
+    status: str | None = None,
+    drug: str | None = None,
+    include_deleted: bool = False,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[int, Sequence[OrderRow]]:
+    """Orders matching the filters, newest first, and the total count."""
+    query = select(OrderRow)
+    if patient:
+        query = query.where(OrderRow.patient == patient)
+    if status:
+        query = query.where(OrderRow.status == status)
+    if drug:
+        # by catalog key ("ocrelizumab") or by the exact RxNorm code the EHR sent
+        query = query.where(or_(OrderRow.drug_key == drug, OrderRow.rxnorm == drug))
+    if not include_deleted:
+        query = query.where(col(OrderRow.deleted).is_(False))
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(
+        query.order_by(col(OrderRow.received_at).desc(), col(OrderRow.id).desc())
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return total, rows
+
+
+def linked_orders(session: Session, row: OrderRow) -> Sequence[OrderRow]:
+    """Orders linked to ``row``: premeds based on it, or sharing its groupIdentifier."""
+    based = select(OrderLinkRow.order_id).where(OrderLinkRow.target_id == row.id)
+    query = select(OrderRow).where(OrderRow.id != row.id)
+    if row.group_value:
+        query = query.where(
+            or_(col(OrderRow.id).in_(based), OrderRow.group_value == row.group_value)
+        )
+    else:
+        query = query.where(col(OrderRow.id).in_(based))
+    return session.exec(query.order_by(col(OrderRow.id))).all()
+
+
+def get_checkpoint(session: Session, name: str) -> str | None:
+    row = session.get(SyncCheckpointRow, name)
+    return row.last_updated if row else None
+
+
+def set_checkpoint(session: Session, name: str, last_updated: str, *, now: datetime) -> None:
+    row = session.get(SyncCheckpointRow, name)
+    if row is None:
+        session.add(SyncCheckpointRow(name=name, last_updated=last_updated, updated_at=now))
+    else:
+        row.last_updated = last_updated
+        row.updated_at = now
+        session.add(row)
+
+
+def _fields(
+    order: InfusionOrder, resource: dict[str, Any], *, source: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "version_id": order.version_id,
+        "last_updated": order.last_updated or now,
+        "status": order.status.value,
+        "patient": order.patient,
+        "drug_key": order.drug.key,
+        "rxnorm": order.drug.rxnorm,
+        "role": order.role,
+        "group_value": _group_key(order),
+        "deleted": False,
+        "source": source,
+        "received_at": now,
+        "order_json": order.model_dump(mode="json"),
+        "resource_json": resource,
+    }
+
+
+def _group_key(order: InfusionOrder) -> str | None:
+    g = order.group_identifier
+    return f"{g.system or ''}|{g.value}" if g else None
+
+
+def _replace_links(session: Session, order: InfusionOrder) -> None:
+    session.execute(delete(OrderLinkRow).where(col(OrderLinkRow.order_id) == order.id))
+    session.execute(delete(OrderIdentifierRow).where(col(OrderIdentifierRow.order_id) == order.id))
+    targets = {
+        ref.split("/", 1)[1] for ref in order.based_on if ref.startswith("MedicationRequest/")
+    }
+    for target in sorted(targets):
+        session.add(OrderLinkRow(order_id=order.id, target_id=target))
+    for ident in order.identifiers:
+        key = (ident.system or "", ident.value)
+        if session.get(OrderIdentifierRow, key) is None:
+            session.add(OrderIdentifierRow(system=key[0], value=key[1], order_id=order.id))

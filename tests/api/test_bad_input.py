@@ -1,0 +1,145 @@
+"""Every class of bad input: a 4xx OperationOutcome naming the element, and nothing stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.infusion_bridge.app import create_app
+from services.infusion_bridge.settings import Settings
+from tests.factories import RXNORM, SNOMED, UCUM, dose, medication_request
+
+FHIR = {"Content-Type": "application/fhir+json"}
+
+
+def _with(path: str, value: Any):
+    def edit(body: dict[str, Any]) -> dict[str, Any]:
+        target = body
+        keys = path.split(".")
+        for key in keys[:-1]:
+            target = target[int(key)] if key.isdigit() else target[key]
+        if value is None:
+            target.pop(keys[-1])
+        else:
+            target[keys[-1]] = value
+        return body
+
+    return edit
+
+
+def _unit(unit: str):
+    def edit(body: dict[str, Any]) -> dict[str, Any]:
+        dose(body).update(unit=unit, code=unit)
+        return body
+
+    return edit
+
+
+CASES = {
+    "invalid FHIR (dose value not a number)": (
+        _with("dosageInstruction.0.doseAndRate.0.doseQuantity.value", "abc"),
+        400,
+        "doseQuantity",
+    ),
+    "missing patient": (_with("subject", None), 422, "MedicationRequest.subject"),
+    "subject is not a patient": (
+        _with("subject", {"reference": "Group/g1"}),
+        422,
+        "MedicationRequest.subject",
+    ),
+    "missing drug": (_with("medicationCodeableConcept", None), 4, "MedicationRequest.medication"),
+    "unknown drug code": (
+        _with("medicationCodeableConcept", {"coding": [{"system": RXNORM, "code": "999999999"}]}),
+        422,
+        "MedicationRequest.medication",
+    ),
+    "missing dose": (
+        _with("dosageInstruction.0.doseAndRate", None),
+        422,
+        "MedicationRequest.dosageInstruction",
+    ),
+    "zero dose": (
+        _with("dosageInstruction.0.doseAndRate.0.doseQuantity.value", 0),
+        422,
+        "doseQuantity",
+    ),
+    "unit that does not fit the drug": (_unit("mL"), 422, "doseQuantity"),
+    "mg/m2 for ocrelizumab": (_unit("mg/m2"), 422, "doseQuantity"),
+    "oral route for an infusion drug": (
+        _with("dosageInstruction.0.route", {"coding": [{"system": SNOMED, "code": "26643006"}]}),
+        422,
+        "MedicationRequest.dosageInstruction[0].route",
+    ),
+    "status outside the value set": (_with("status", "ready-to-go"), 4, "MedicationRequest.status"),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_bad_order_is_refused_and_nothing_is_stored(client: TestClient, case: str) -> None:
+    edit, status, expression = CASES[case]
+    body = edit(medication_request())
+    for response in (
+        client.post("/fhir/MedicationRequest", json=body, headers=FHIR),
+        client.put("/fhir/MedicationRequest/bad-1", json=body, headers=FHIR),
+    ):
+        assert str(response.status_code).startswith(str(status)), response.text
+        assert 400 <= response.status_code < 500
+        outcome = response.json()
+        assert outcome["resourceType"] == "OperationOutcome"
+        expressions = [e for issue in outcome["issue"] for e in issue.get("expression", [])]
+        assert any(expression in e for e in expressions), expressions
+    assert client.get("/orders", params={"include_deleted": "true"}).json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("payload", "expression"),
+    [
+        (b"{not json", None),
+        (b"", None),
+        (b"[1, 2]", None),
+        (b'{"resourceType": "Patient"}', "resourceType"),
+        (b'{"status": "active"}', "resourceType"),
+    ],
+)
+def test_malformed_bodies_get_400(
+    client: TestClient, payload: bytes, expression: str | None
+) -> None:
+    r = client.post("/fhir/MedicationRequest", content=payload, headers=FHIR)
+    assert r.status_code == 400, r.text
+    issue = r.json()["issue"][0]
+    assert issue["severity"] == "error"
+    if expression:
+        assert issue["expression"] == [expression]
+
+
+def test_put_with_mismatched_id_is_400(client: TestClient) -> None:
+    r = client.put("/fhir/MedicationRequest/a", json=medication_request(id="b"), headers=FHIR)
+    assert r.status_code == 400
+    assert r.json()["issue"][0]["expression"] == ["id"]
+
+
+def test_invalid_id_is_400(client: TestClient) -> None:
+    r = client.put("/fhir/MedicationRequest/" + "x" * 65, json=medication_request(), headers=FHIR)
+    assert r.status_code == 400
+
+
+def test_oversized_body_is_413_and_not_stored(settings: Settings) -> None:
+    settings.max_body_bytes = 2048
+    body = medication_request(note=[{"text": "x" * 4096}])
+    with TestClient(create_app(settings)) as c:
+        r = c.post("/fhir/MedicationRequest", json=body, headers=FHIR)
+        assert r.status_code == 413
+        assert c.get("/orders").json()["total"] == 0
+
+
+def test_premedication_may_be_oral(client: TestClient) -> None:
+    from tests.factories import premedication
+
+    body = premedication(
+        "MedicationRequest/x", rxnorm="161", display="acetaminophen", dose_mg=650, route="26643006"
+    )
+    assert client.put("/fhir/MedicationRequest/p-oral", json=body, headers=FHIR).status_code == 201
+    unit = dose(body)
+    assert unit["system"] == UCUM

@@ -1,0 +1,134 @@
+"""Batch and transaction Bundles of orders."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from tests.factories import dose, medication_request, premedication
+
+FHIR = {"Content-Type": "application/fhir+json"}
+
+
+def bundle(kind: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": kind, "entry": entries}
+
+
+def post_entry(resource: dict[str, Any], full_url: str | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "resource": resource,
+        "request": {"method": "POST", "url": "MedicationRequest"},
+    }
+    if full_url:
+        entry["fullUrl"] = full_url
+    return entry
+
+
+def test_transaction_with_urn_uuid_premedication_links(client: TestClient) -> None:
+    urn = f"urn:uuid:{uuid.uuid4()}"
+    r = client.post(
+        "/fhir",
+        json=bundle(
+            "transaction",
+            [
+                post_entry(medication_request(), urn),
+                post_entry(premedication(urn)),
+                {
+                    "resource": medication_request(id="put-1"),
+                    "request": {"method": "PUT", "url": "MedicationRequest/put-1"},
+                },
+            ],
+        ),
+        headers=FHIR,
+    )
+    assert r.status_code == 200, r.text
+    result = r.json()
+    assert result["type"] == "transaction-response"
+    statuses = [e["response"]["status"] for e in result["entry"]]
+    assert statuses == ["201 Created", "201 Created", "201 Created"]
+    infusion_id = result["entry"][0]["response"]["location"].split("/")[1]
+    premed_id = result["entry"][1]["response"]["location"].split("/")[1]
+    view = client.get(f"/orders/{infusion_id}").json()
+    assert [o["id"] for o in view["linked_orders"]] == [premed_id]
+    assert client.get(f"/orders/{premed_id}").json()["based_on"] == [
+        f"MedicationRequest/{infusion_id}"
+    ]
+
+
+def test_one_bad_entry_rejects_the_whole_transaction(client: TestClient) -> None:
+    bad = medication_request()
+    dose(bad)["value"] = -5
+    r = client.post(
+        "/fhir",
+        json=bundle("transaction", [post_entry(medication_request()), post_entry(bad)]),
+        headers=FHIR,
+    )
+    assert 400 <= r.status_code < 500
+    expressions = [e for i in r.json()["issue"] for e in i.get("expression", [])]
+    assert any(e.startswith("Bundle.entry[1].resource") for e in expressions), expressions
+    assert client.get("/orders").json()["total"] == 0
+
+
+def test_batch_gives_each_entry_its_own_outcome(client: TestClient) -> None:
+    bad = medication_request(subject=None)
+    r = client.post(
+        "/fhir",
+        json=bundle(
+            "batch",
+            [
+                post_entry(medication_request()),
+                post_entry(bad),
+                {
+                    "request": {"method": "POST", "url": "Patient"},
+                    "resource": {"resourceType": "Patient"},
+                },
+            ],
+        ),
+        headers=FHIR,
+    )
+    assert r.status_code == 200, r.text
+    entries = r.json()["entry"]
+    assert entries[0]["response"]["status"] == "201 Created"
+    assert entries[1]["response"]["status"].startswith("422")
+    issue = entries[1]["response"]["outcome"]["issue"][0]
+    assert issue["expression"][0].startswith("Bundle.entry[1].resource.subject")
+    assert entries[2]["response"]["status"].startswith("400")
+    assert client.get("/orders").json()["total"] == 1
+
+
+def test_batch_get_and_delete_entries(client: TestClient) -> None:
+    client.put("/fhir/MedicationRequest/b1", json=medication_request(), headers=FHIR)
+    r = client.post(
+        "/fhir",
+        json=bundle(
+            "batch",
+            [
+                {"request": {"method": "GET", "url": "MedicationRequest/b1"}},
+                {"request": {"method": "DELETE", "url": "MedicationRequest/b1"}},
+            ],
+        ),
+        headers=FHIR,
+    )
+    entries = r.json()["entry"]
+    assert entries[0]["resource"]["id"] == "b1"
+    assert entries[1]["response"]["status"] == "204 No Content"
+    assert client.get("/fhir/MedicationRequest/b1").status_code == 410
+
+
+def test_bundle_type_and_shape_errors(client: TestClient) -> None:
+    r = client.post("/fhir", json={"resourceType": "Bundle", "type": "collection"}, headers=FHIR)
+    assert r.status_code == 400
+    assert r.json()["issue"][0]["expression"] == ["Bundle.type"]
+    r = client.post("/fhir", json=medication_request(), headers=FHIR)
+    assert r.status_code == 400
+    r = client.post(
+        "/fhir",
+        json=bundle(
+            "transaction", [{"request": {"method": "PATCH", "url": "MedicationRequest/x"}}]
+        ),
+        headers=FHIR,
+    )
+    assert r.status_code == 400
+    assert r.json()["issue"][0]["expression"] == ["Bundle.entry[0].request"]

@@ -1,0 +1,41 @@
+"""The rest-hook Subscription endpoint and its shared secret."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from services.infusion_bridge.app import create_app
+from services.infusion_bridge.settings import Settings
+from tests.factories import medication_request
+
+FHIR = {"Content-Type": "application/fhir+json"}
+
+
+def test_hook_put_and_delete_without_secret_configured(client: TestClient) -> None:
+    r = client.put("/hooks/ehr/MedicationRequest/h1", json=medication_request(), headers=FHIR)
+    assert r.status_code == 201, r.text
+    assert client.get("/orders/h1").json()["source"] == "subscription"
+    assert client.delete("/hooks/ehr/MedicationRequest/h1").status_code == 204
+    assert client.get("/orders/h1").json()["deleted"] is True
+
+
+def test_hook_secret_is_enforced(settings: Settings) -> None:
+    settings.hook_secret = SecretStr("s3cret")
+    with TestClient(create_app(settings)) as c:
+        denied = c.put("/hooks/ehr/MedicationRequest/h2", json=medication_request(), headers=FHIR)
+        assert denied.status_code == 401
+        assert denied.json()["issue"][0]["code"] == "login"
+        wrong = c.put(
+            "/hooks/ehr/MedicationRequest/h2",
+            json=medication_request(),
+            headers=FHIR | {"X-Infusion-Hook-Secret": "nope"},
+        )
+        assert wrong.status_code == 401
+        assert c.get("/orders").json()["total"] == 0
+        ok = c.put(
+            "/hooks/ehr/MedicationRequest/h2",
+            json=medication_request(),
+            headers=FHIR | {"X-Infusion-Hook-Secret": "s3cret"},
+        )
+        assert ok.status_code == 201
