@@ -22,6 +22,7 @@ def settings(tmp_path: Path) -> Settings:
         ehr_timeout_seconds=2,
         log_format="console",
         sync_interval_seconds=0,
+        delivery_enabled=False,  # worker tests drive it themselves
     )
 
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from fhir_mappings.medication_request import order_from_fhir
 from sqlmodel import Session
+
+from fhir_mappings.medication_request import order_from_fhir
 
 from .domain.catalog import DrugCatalog
 from .domain.orders import InfusionOrder

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from fhir_mappings.errors import MappingError
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
+
+from fhir_mappings.errors import MappingError
 
 from .domain.catalog import DrugCatalog
 from .ehr.client import EhrClient

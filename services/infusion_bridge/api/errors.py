@@ -67,9 +67,11 @@ def _validation_issues(exc: RequestValidationError) -> list[Issue]:
     issues = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
-        issues.append(
-            Issue("invalid", str(err.get("msg", "invalid")), (".".join(loc),) if loc else ())
-        )
+        if err.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+            # a discriminated union (session events): the discriminator itself is at fault
+            loc.append(str((err.get("ctx") or {}).get("discriminator", "type")).strip("'"))
+        expression = (".".join(loc),) if loc else ()
+        issues.append(Issue("invalid", str(err.get("msg", "invalid")), expression))
     return issues or [Issue("invalid", "invalid request")]
 
 

@@ -17,10 +17,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from fhir_mappings.errors import MappingError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from fhir_mappings.errors import MappingError
 from fhir_mappings.operation_outcome import Issue, operation_outcome
 
 from ..domain.catalog import DrugCatalog

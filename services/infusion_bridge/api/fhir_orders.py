@@ -12,9 +12,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from fhir_mappings.errors import MappingError
 from starlette.concurrency import run_in_threadpool
 
+from fhir_mappings.errors import MappingError
 from fhir_mappings.operation_outcome import Issue
 
 from ..ehr.errors import EhrClientError, EhrError
