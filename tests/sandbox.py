@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,21 @@ class Sandbox:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/fhir"
 
+    @property
+    def data_dir(self) -> Path:
+        """H2 on disk, so a stopped and restarted sandbox still has its data (like an EHR)."""
+        return ROOT / "sandbox" / "hapi" / "target" / f"test-data-{self.port}"
+
     def _env(self) -> dict[str, str]:
-        return {**os.environ, "HAPI_PORT": str(self.port)}
+        return {
+            **os.environ,
+            "HAPI_PORT": str(self.port),
+            "HAPI_JDBC_URL": f"jdbc:h2:file:{self.data_dir}/hapi",
+        }
+
+    def wipe(self) -> None:
+        """Forget all data (only while stopped)."""
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def is_up(self) -> bool:
         try:

@@ -129,3 +129,7 @@ def check() -> None:
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

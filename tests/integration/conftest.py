@@ -27,6 +27,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def sandbox() -> Iterator[Sandbox]:
     box = Sandbox(port=int(os.environ.get("INFUSION_TEST_HAPI_PORT", "8081")))
     if not box.is_up():
+        box.wipe()
         started = time.monotonic()
         box.start()
         box.started_here = True
