@@ -12,7 +12,17 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from . import __version__
-from .api import deliveries, fhir_bundle, fhir_orders, health, hooks, orders, sessions
+from .api import (
+    deliveries,
+    fhir_bundle,
+    fhir_orders,
+    fhir_records,
+    health,
+    hooks,
+    orders,
+    patients,
+    sessions,
+)
 from .api.errors import install_error_handlers
 from .api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
 from .api.state import AppState
@@ -25,6 +35,7 @@ from .logging import get_logger
 from .scheduler import periodic_sync
 from .settings import Settings, get_settings
 from .store.db import make_engine, migrate
+from .web import install_web
 
 log = get_logger(__name__)
 
@@ -110,4 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hooks.router)
     app.include_router(sessions.router)
     app.include_router(deliveries.router)
+    app.include_router(fhir_records.router)
+    app.include_router(patients.router)
+    install_web(app)
     return app

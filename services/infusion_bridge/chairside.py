@@ -8,6 +8,9 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
+from fhir_mappings.local_resources import local_resources
+
+from .delivery.bundle import build_session_bundle
 from .domain.catalog import DrugCatalog
 from .domain.errors import Conflict, DomainError, NotFound
 from .domain.orders import InfusionOrder, OrderStatus
@@ -23,6 +26,7 @@ from .domain.sessions import (
 )
 from .store import outbox
 from .store.db import session_scope
+from .store.fhir_resources import store_resources
 from .store.orders import get_order
 from .store.sessions import (
     ConcurrentUpdate,
@@ -56,9 +60,19 @@ def start_session(engine: Engine, order_id: str, *, now: datetime) -> SessionRow
 
 
 def record_event(
-    engine: Engine, session_id: str, event: SessionEvent, *, catalog: DrugCatalog, now: datetime
+    engine: Engine,
+    session_id: str,
+    event: SessionEvent,
+    *,
+    catalog: DrugCatalog,
+    identifier_system: str,
+    now: datetime,
 ) -> tuple[SessionRow, bool]:
-    """Append one event; returns the row and whether a write-back was queued."""
+    """Append one event; returns the row and whether a write-back was queued.
+
+    The event that finishes a session also, in the same transaction, builds the FHIR
+    Bundle once, queues it in the outbox, and keeps its resources for the ``/fhir`` reads.
+    """
     with session_scope(engine) as session:
         row = get_session_row(session, session_id)
         if row is None:
@@ -82,7 +96,14 @@ def record_event(
             raise Conflict("the session changed meanwhile; reload and try again") from exc
         queued = updated.state in DELIVERED_STATES and current.state not in DELIVERED_STATES
         if queued:
-            outbox.enqueue(session, session_id, now=now)
+            try:
+                bundle = build_session_bundle(
+                    session, updated, catalog=catalog, identifier_system=identifier_system
+                )
+            except (ValueError, LookupError) as exc:
+                raise DomainError(f"the session cannot be written as FHIR: {exc}") from exc
+            outbox.enqueue(session, session_id, payload=bundle, now=now)
+            store_resources(session, session_id, updated.patient, local_resources(bundle))
         session.flush()
         session.refresh(row)
         return row, queued

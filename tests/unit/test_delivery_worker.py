@@ -70,7 +70,14 @@ def engine(tmp_path: Path) -> Engine:
     sid = start_session(engine, "ord-w", now=now).id
     adapter: TypeAdapter[SessionEvent] = TypeAdapter(SessionEvent)
     for raw in completed_timeline(start_of_yesterday(), vitals=2):
-        record_event(engine, sid, adapter.validate_python(raw), catalog=catalog, now=now)
+        record_event(
+            engine,
+            sid,
+            adapter.validate_python(raw),
+            catalog=catalog,
+            identifier_system="urn:test",
+            now=now,
+        )
     return engine
 
 

@@ -14,9 +14,12 @@ from ..domain.errors import NotFound
 from ..domain.sessions import SessionEvent
 from ..intake import utcnow
 from ..store.db import session_scope
+from ..store.fhir_resources import session_resources
+from ..store.orders import get_order
 from ..store.outbox import deliveries_for
 from ..store.sessions import get_session_row, list_sessions, load
-from ..store.tables import OutboxRow, SessionRow
+from ..store.tables import OrderRow, OutboxRow, SessionRow
+from .orders import OrderView, to_view
 from .state import app_state
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
@@ -51,6 +54,8 @@ class DeliveryView(BaseModel):
 
 
 class SessionView(BaseModel):
+    """The full record of a session, as nurses and clinicians read it."""
+
     id: str
     order_id: str
     patient: str
@@ -62,6 +67,13 @@ class SessionView(BaseModel):
     ended_at: datetime | None
     timeline: list[TimelineItem]
     deliveries: list[DeliveryView]
+    order: OrderView | None = None
+    vitals: list[TimelineItem] = []
+    premedications: list[TimelineItem] = []
+    reactions: list[TimelineItem] = []
+    documented_by: list[str] = []
+    administrations: list[dict[str, Any]] = []
+    """The MedicationAdministrations sent to the EHR (FHIR JSON), once the session is finished."""
 
 
 class SessionSummary(BaseModel):
@@ -81,8 +93,31 @@ class SessionPage(BaseModel):
     items: list[SessionSummary]
 
 
-def session_view(row: SessionRow, deliveries: list[OutboxRow]) -> SessionView:
+def summary(row: SessionRow) -> SessionSummary:
+    return SessionSummary(
+        id=row.id,
+        order_id=row.order_id,
+        patient=row.patient,
+        drug=row.drug_key,
+        state=row.state,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+    )
+
+
+def session_view(
+    row: SessionRow,
+    deliveries: list[OutboxRow],
+    *,
+    order: OrderRow | None = None,
+    administrations: list[dict[str, Any]] | None = None,
+) -> SessionView:
     infusion = load(row)
+    timeline = [TimelineItem.model_validate(e.model_dump()) for e in infusion.events]
+
+    def of(*kinds: str) -> list[TimelineItem]:
+        return [t for t in timeline if t.event.type in kinds]
+
     return SessionView(
         id=row.id,
         order_id=row.order_id,
@@ -93,8 +128,14 @@ def session_view(row: SessionRow, deliveries: list[OutboxRow]) -> SessionView:
         created_at=row.created_at,
         started_at=row.started_at,
         ended_at=row.ended_at,
-        timeline=[TimelineItem.model_validate(e.model_dump()) for e in infusion.events],
+        timeline=timeline,
         deliveries=[DeliveryView.of(d) for d in deliveries],
+        order=to_view(order) if order is not None else None,
+        vitals=of("vitals"),
+        premedications=of("premedication"),
+        reactions=of("reaction"),
+        documented_by=sorted({t.event.by for t in timeline if t.event.by}),
+        administrations=administrations or [],
     )
 
 
@@ -103,7 +144,17 @@ def _load_view(request: Request, session_id: str) -> SessionView:
         row = get_session_row(session, session_id)
         if row is None:
             raise NotFound(f"session {session_id} does not exist", "session_id")
-        return session_view(row, list(deliveries_for(session, session_id)))
+        administrations = [
+            r.resource_json
+            for r in session_resources(session, session_id)
+            if r.resource_type == "MedicationAdministration"
+        ]
+        return session_view(
+            row,
+            list(deliveries_for(session, session_id)),
+            order=get_order(session, row.order_id),
+            administrations=administrations,
+        )
 
 
 @router.post("", status_code=201, response_model=SessionView)
@@ -121,7 +172,14 @@ async def add_event(
     """Record one event (``type`` says which); 409 if the session's state does not allow it."""
     state = app_state(request)
     _, queued = await run_in_threadpool(
-        lambda: record_event(state.engine, session_id, event, catalog=state.catalog, now=utcnow())
+        lambda: record_event(
+            state.engine,
+            session_id,
+            event,
+            catalog=state.catalog,
+            identifier_system=state.settings.identifier_system,
+            now=utcnow(),
+        )
     )
     if queued and state.worker is not None:
         state.worker.notify()
@@ -166,18 +224,7 @@ async def read_sessions(
                 total=total,
                 offset=offset,
                 limit=limit,
-                items=[
-                    SessionSummary(
-                        id=r.id,
-                        order_id=r.order_id,
-                        patient=r.patient,
-                        drug=r.drug_key,
-                        state=r.state,
-                        started_at=r.started_at,
-                        ended_at=r.ended_at,
-                    )
-                    for r in rows
-                ],
+                items=[summary(r) for r in rows],
             )
 
     return await run_in_threadpool(load_page)

@@ -18,17 +18,14 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
-from fhir_mappings.session_bundle import session_to_bundle
-
 from ..domain.catalog import DrugCatalog
-from ..domain.orders import InfusionOrder
 from ..ehr.client import EhrClient
 from ..ehr.errors import EhrError, EhrResponseError
 from ..logging import get_logger
 from ..store import outbox
 from ..store.db import session_scope
-from ..store.orders import get_order, linked_orders
 from ..store.sessions import get_session_row, load
+from .bundle import build_session_bundle
 from .policy import RetryPolicy
 
 log = get_logger(__name__)
@@ -127,8 +124,18 @@ class DeliveryWorker:
             row = outbox.claim(session, row_id, now=self.clock(), lease=self.lease)
             if row is None:
                 return None
-            try:
-                bundle = self._bundle(session, row.session_id)
+            if row.payload is not None:
+                return row.attempts, row.payload
+            try:  # rows queued without a payload: build it now
+                srow = get_session_row(session, row.session_id)
+                if srow is None:
+                    raise LookupError(f"session {row.session_id} is gone")
+                bundle = build_session_bundle(
+                    session,
+                    load(srow),
+                    catalog=self.catalog,
+                    identifier_system=self.identifier_system,
+                )
             except Exception as exc:  # a mapping defect: retrying cannot help
                 outbox.mark_dead(
                     session,
@@ -140,24 +147,6 @@ class DeliveryWorker:
                 log.error("delivery_unbuildable", delivery=row_id, error=type(exc).__name__)
                 return row.attempts, None
             return row.attempts, bundle
-
-    def _bundle(self, session: Any, session_id: str) -> Json:
-        srow = get_session_row(session, session_id)
-        assert srow is not None, f"session {session_id} is gone"
-        orow = get_order(session, srow.order_id)
-        assert orow is not None, f"order {srow.order_id} is gone"
-        premeds = {
-            linked.drug_key: linked.id
-            for linked in linked_orders(session, orow)
-            if linked.role == "premedication" and not linked.deleted
-        }
-        return session_to_bundle(
-            load(srow),
-            InfusionOrder.model_validate(orow.order_json),
-            self.catalog,
-            identifier_system=self.identifier_system,
-            premed_orders=premeds,
-        )
 
     def _failed(self, row_id: int, attempt: int, exc: EhrError) -> None:
         now = self.clock()

@@ -51,6 +51,14 @@ class DoseRange(_Frozen):
     unit: str
 
 
+class InitialDoses(_Frozen):
+    """A loading regimen: the first ``count`` doses come ``weeks_apart`` apart."""
+
+    count: int = Field(ge=2)
+    weeks_apart: float = Field(gt=0)
+    note: str | None = None
+
+
 class DrugEntry(_Frozen):
     key: str
     """Stable internal key, e.g. ``ocrelizumab``."""
@@ -65,6 +73,9 @@ class DrugEntry(_Frozen):
     default_interval_weeks: float | None = None
     """Usual interval between maintenance doses / courses; None when not scheduled."""
     min_interval_weeks: float | None = None
+    initial_doses: InitialDoses | None = None
+    course_days: tuple[int, ...] = ()
+    """Daily doses per course (alemtuzumab: 5, then 3); courses are the interval apart."""
     observation_minutes: int = 0
     """Post-infusion observation time."""
     observation_note: str | None = None

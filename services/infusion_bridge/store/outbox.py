@@ -20,9 +20,12 @@ class DeliveryStatus(StrEnum):
     DEAD = "dead"
 
 
-def enqueue(session: Session, session_id: str, *, now: datetime) -> OutboxRow:
+def enqueue(
+    session: Session, session_id: str, *, payload: dict[str, Any], now: datetime
+) -> OutboxRow:
     row = OutboxRow(
         session_id=session_id,
+        payload=payload,
         status=DeliveryStatus.PENDING,
         next_attempt_at=now,
         created_at=now,

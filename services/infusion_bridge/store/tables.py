@@ -99,8 +99,25 @@ class OutboxRow(SQLModel, table=True):
     last_error: str | None = None
     outcome: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     """The EHR's OperationOutcome when it refused the Bundle."""
+    payload: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """The transaction Bundle to send, built once when the session completed."""
     response: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     """Where each resource landed at the EHR (locations from the transaction-response)."""
     created_at: datetime
     updated_at: datetime
     delivered_at: datetime | None = None
+
+
+class FhirResourceRow(SQLModel, table=True):
+    """A resource of a finished session as this service serves it on ``/fhir`` (searchable)."""
+
+    __tablename__ = "fhir_resources"
+    __table_args__ = (Index("ix_fhir_resources_search", "resource_type", "patient", "effective"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    resource_type: str = Field(max_length=32)
+    session_id: str = Field(foreign_key="sessions.id", index=True, max_length=64)
+    patient: str = Field(max_length=128)
+    effective: datetime | None = None
+    category: str | None = Field(default=None, max_length=64)
+    resource_json: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
