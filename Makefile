@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SANDBOX := sandbox/hapi/sandbox.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test unit lint format sandbox-start sandbox-stop sandbox-status bench clean
+.PHONY: help install system-deps run test unit lint format sandbox-start sandbox-stop sandbox-status bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -25,7 +25,10 @@ run: install sandbox-start ## run the service on 127.0.0.1:8000 against the loca
 	@echo "==> starting Infusion Bridge (Ctrl-C to stop; the sandbox keeps running: make sandbox-stop)"
 	@$(BIN)/infusion-bridge serve
 
-test: install ## run every test: unit, API, and integration against a sandbox the tests start
+system-deps: ## install Chromium and PostgreSQL from Debian if missing (tests need them)
+	@bash scripts/system-deps.sh
+
+test: install system-deps ## run every test: unit, API, integration (sandbox, PostgreSQL), browser
 	@$(BIN)/pytest
 
 unit: install ## only the tests that need no sandbox

@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ..domain.errors import NotFound
+from ..domain.orders import patient_reference
 from ..store.db import session_scope
 from ..store.fhir_resources import get_resource, search_resources, session_resources
 from ..store.sessions import get_session_row
@@ -88,7 +89,7 @@ def _criteria(resource_type: str, request: Request) -> dict[str, Any]:
                 name,
             )
         if target == "patient":
-            criteria["patient"] = raw if "/" in raw else f"Patient/{raw}"
+            criteria["patient"] = patient_reference(raw)
         elif target == "category":
             criteria["category"] = raw.split("|")[-1]
         else:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from ..domain.orders import Drug, InfusionOrder, Quantity, Rate, Schedule
+from ..domain.orders import Drug, InfusionOrder, Quantity, Rate, Schedule, patient_reference
 from ..store.db import session_scope
 from ..store.orders import get_order, linked_orders, list_orders
 from ..store.tables import OrderRow
@@ -108,8 +108,7 @@ async def read_orders(
 ) -> Any:
     """Cached orders, newest first."""
     state = app_state(request)
-    if patient and "/" not in patient:
-        patient = f"Patient/{patient}"
+    patient = patient_reference(patient) if patient else None
 
     def load() -> OrderPage:
         with session_scope(state.engine) as session:

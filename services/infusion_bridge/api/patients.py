@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
 from ..domain.history import DrugHistory, patient_history
-from ..domain.orders import InfusionOrder
+from ..domain.orders import InfusionOrder, patient_reference
 from ..store.db import session_scope
 from ..store.sessions import load
 from ..store.tables import OrderRow, SessionRow
@@ -31,7 +31,7 @@ async def infusion_history(request: Request, patient_id: str) -> Any:
     """Every session of the patient (newest first), total dose per drug, the mitoxantrone
     cumulative dose in mg/m2, and the next due date per drug with the rule behind it."""
     state = app_state(request)
-    patient = patient_id if patient_id.startswith("Patient/") else f"Patient/{patient_id}"
+    patient = patient_reference(patient_id)
 
     def build() -> InfusionHistory:
         with session_scope(state.engine) as session:

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..chairside import record_event, start_session
 from ..domain.errors import NotFound
+from ..domain.orders import patient_reference
 from ..domain.sessions import SessionEvent
 from ..intake import utcnow
 from ..store.db import session_scope
@@ -205,8 +206,7 @@ async def read_sessions(
 ) -> Any:
     """Sessions, newest first."""
     engine = app_state(request).engine
-    if patient and "/" not in patient:
-        patient = f"Patient/{patient}"
+    patient = patient_reference(patient) if patient else None
 
     def load_page() -> SessionPage:
         with session_scope(engine) as session:

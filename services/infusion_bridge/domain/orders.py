@@ -116,3 +116,8 @@ class InfusionOrder(_Frozen):
     group_identifier: Identifier | None = None
     based_on: tuple[str, ...] = Field(default=())
     """References to the orders this one depends on, e.g. a premed's infusion order."""
+
+
+def patient_reference(value: str) -> str:
+    """``123`` or ``Patient/123`` -> ``Patient/123`` (how orders and sessions store it)."""
+    return value if "/" in value else f"Patient/{value}"
