@@ -1,4 +1,4 @@
-"""FHIR R4 MedicationRequest <-> :class:`InfusionOrder` (pure: no I/O, no clock).
+"""FHIR R4 MedicationRequest -> :class:`InfusionOrder` (pure: no I/O, no clock).
 
 Reading (:func:`order_from_fhir`) validates the structure with the ``fhir.resources`` R4B models,
 then checks what those models do not (code bindings, a recognised drug, dose > 0 in a unit that
@@ -6,12 +6,12 @@ fits the drug, IV route for infusion drugs...). Every problem becomes an :class:
 FHIRPath ``expression``; all issues found in one pass are raised together as a
 :class:`MappingError`.
 
-Writing (:func:`order_to_fhir`) renders a valid R4 MedicationRequest; for every valid order
-``order_from_fhir(order_to_fhir(order), catalog) == order``.
+Writing is :func:`order_to_fhir` in :mod:`fhir_mappings.medication_request_render` (re-exported
+here); for every valid order ``order_from_fhir(order_to_fhir(order), catalog) == order``.
 
 Date/time conventions: domain datetimes are timezone-aware. A FHIR ``date`` (or partial date
-``YYYY``/``YYYY-MM``) is read as midnight UTC of its first day; when rendering a ``dateTime``, a
-value at exactly midnight UTC is written as a date. Naive datetimes are rendered as UTC.
+``YYYY``/``YYYY-MM``) is read as midnight UTC of its first day (rendering writes a ``dateTime``
+at exactly midnight UTC as a date).
 
 ``Timing.event`` dates become ``Schedule.day_offsets`` counted in days from
 ``Schedule.bounds_start`` (``boundsPeriod.start``); when the Timing has no ``boundsPeriod.start``
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Final
 
@@ -32,8 +32,9 @@ from pydantic import ValidationError
 
 from fhir_mappings import codes
 from fhir_mappings.errors import MappingError
+from fhir_mappings.medication_request_render import order_to_fhir
 from fhir_mappings.operation_outcome import Issue
-from services.infusion_bridge.domain.catalog import DrugCatalog, DrugEntry, load_catalog
+from services.infusion_bridge.domain.catalog import DrugCatalog, DrugEntry
 from services.infusion_bridge.domain.orders import (
     Identifier,
     InfusionOrder,
@@ -44,7 +45,7 @@ from services.infusion_bridge.domain.orders import (
     Schedule,
 )
 
-__all__ = ["BSA_CONTAINED_ID", "MappingError", "order_from_fhir", "order_to_fhir"]
+__all__ = ["order_from_fhir", "order_to_fhir"]
 
 MR: Final = "MedicationRequest"
 DOSAGE: Final = f"{MR}.dosageInstruction[0]"
@@ -56,24 +57,12 @@ MEDICATION: Final = f"{MR}.medication"
 MEDICATION_CONCEPT: Final = f"{MR}.medicationCodeableConcept.coding"
 MEDICATION_REFERENCE: Final = f"{MR}.medicationReference"
 
-BSA_CONTAINED_ID: Final = "bsa"
-"""``id`` of the contained body-surface-area Observation that :func:`order_to_fhir` writes."""
-
 _PATIENT_REF = re.compile(
     r"^(?:[a-z][a-z0-9+.-]*://\S+/)?Patient/[A-Za-z0-9\-.]{1,64}(?:/_history/[A-Za-z0-9\-.]{1,64})?$"
 )
 _MEDICATION_REQUEST_REF = re.compile(r"(?:^|/)MedicationRequest/[A-Za-z0-9\-.]{1,64}")
-_REFERENCE_LIKE = re.compile(
-    r"^(?:#\S*|urn:\S+|[a-z][a-z0-9+.-]*://\S+|[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}"
-    r"(?:/_history/[A-Za-z0-9\-.]{1,64})?)$"
-)
 _MEDICATION_TAIL = re.compile(r"(Medication/[A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 _UNITS_OF_TIME: Final = codes.UNITS_OF_TIME
-
-
-# ------------------------------------------------------------------------------------------------
-# FHIR -> domain
-# ------------------------------------------------------------------------------------------------
 
 
 def order_from_fhir(
@@ -551,9 +540,7 @@ class _Reader:
             fields["day_offsets"] = tuple((e.date() - anchor.date()).days for e in events)
         code = timing.code
         if code is not None:
-            fields["text"] = code.text or next(
-                (c.display or c.code for c in code.coding or () if c.display or c.code), None
-            )
+            fields["text"] = _concept_text(code)
         fields = {k: v for k, v in fields.items() if v is not None}
         if not fields:
             return None
@@ -603,9 +590,7 @@ class _Reader:
     def _reasons(self) -> tuple[str, ...]:
         reasons: list[str] = []
         for concept in self.m.reasonCode or ():
-            text = concept.text or next(
-                (c.display or c.code for c in concept.coding or () if c.display or c.code), None
-            )
+            text = _concept_text(concept)
             if text:
                 reasons.append(str(text))
         for ref in self.m.reasonReference or ():
@@ -617,6 +602,13 @@ class _Reader:
 def _has_coding(concept: Any, system: str, code: str) -> bool:
     return concept is not None and any(
         c.system == system and c.code == code for c in concept.coding or ()
+    )
+
+
+def _concept_text(concept: Any) -> Any:
+    """A CodeableConcept's text, else the display (or code) of its first coding that has one."""
+    return concept.text or next(
+        (c.display or c.code for c in concept.coding or () if c.display or c.code), None
     )
 
 
@@ -642,187 +634,3 @@ def _to_datetime(value: object) -> datetime | None:
     text = str(value)  # partial dates: YYYY or YYYY-MM
     year, _, month = text.partition("-")
     return datetime(int(year), int(month or 1), 1, tzinfo=UTC)
-
-
-# ------------------------------------------------------------------------------------------------
-# domain -> FHIR
-# ------------------------------------------------------------------------------------------------
-
-
-def order_to_fhir(order: InfusionOrder, catalog: DrugCatalog | None = None) -> dict[str, Any]:
-    """Render an order as an R4 MedicationRequest (JSON-ready dict).
-
-    ``catalog`` (default: the bundled one) only supplies the RxNorm ``display``.
-    Raises ValueError for a schedule with ``day_offsets`` but no ``bounds_start``.
-    """
-    catalog = catalog if catalog is not None else load_catalog()
-    resource: dict[str, Any] = {"resourceType": MR, "id": order.id}
-
-    meta: dict[str, Any] = {}
-    if order.version_id is not None:
-        meta["versionId"] = str(order.version_id)
-    if order.last_updated is not None:
-        meta["lastUpdated"] = _instant(order.last_updated)
-    if meta:
-        resource["meta"] = meta
-    if order.body_surface_area_m2 is not None:
-        resource["contained"] = [_bsa_observation(order.patient, order.body_surface_area_m2)]
-    if order.identifiers:
-        resource["identifier"] = [_identifier_json(i) for i in order.identifiers]
-    if order.based_on:
-        resource["basedOn"] = [{"reference": r} for r in order.based_on]
-    if order.group_identifier is not None:
-        resource["groupIdentifier"] = _identifier_json(order.group_identifier)
-    resource["status"] = order.status.value
-    resource["intent"] = order.intent.value
-
-    coding: dict[str, Any] = {"system": codes.RXNORM, "code": order.drug.rxnorm}
-    known = catalog.rxnorm_code(order.drug.rxnorm)
-    if known is not None and known.display:
-        coding["display"] = known.display
-    resource["medicationCodeableConcept"] = {"coding": [coding], "text": order.drug.name}
-    resource["subject"] = {"reference": order.patient}
-    if order.authored_on is not None:
-        resource["authoredOn"] = _date_time(order.authored_on)
-    if order.requester is not None:
-        resource["requester"] = {"reference": order.requester}
-
-    reason_codes = [{"text": r} for r in order.reasons if not _REFERENCE_LIKE.match(r)]
-    reason_refs = [{"reference": r} for r in order.reasons if _REFERENCE_LIKE.match(r)]
-    if reason_codes:
-        resource["reasonCode"] = reason_codes
-    if reason_refs:
-        resource["reasonReference"] = reason_refs
-    if order.body_surface_area_m2 is not None:
-        resource["supportingInformation"] = [{"reference": f"#{BSA_CONTAINED_ID}"}]
-    if order.notes:
-        resource["note"] = [{"text": n} for n in order.notes]
-    resource["dosageInstruction"] = [_dosage(order)]
-    return resource
-
-
-def _dosage(order: InfusionOrder) -> dict[str, Any]:
-    dosage: dict[str, Any] = {}
-    if order.dosage_text is not None:
-        dosage["text"] = order.dosage_text
-    if order.schedule is not None:
-        timing = _timing(order.schedule)
-        if timing:
-            dosage["timing"] = timing
-    if order.route_code is not None:
-        route_coding: dict[str, Any] = {"system": codes.SNOMED, "code": order.route_code}
-        if order.route_display is not None:
-            route_coding["display"] = order.route_display
-        dosage["route"] = {"coding": [route_coding]}
-    elif order.route_display is not None:
-        dosage["route"] = {"text": order.route_display}
-    and_rate: dict[str, Any] = {"doseQuantity": _quantity(order.dose)}
-    if order.rate is not None:
-        if order.rate.denominator is None:
-            and_rate["rateQuantity"] = _quantity(order.rate.numerator)
-        else:
-            and_rate["rateRatio"] = {
-                "numerator": _quantity(order.rate.numerator),
-                "denominator": _quantity(order.rate.denominator),
-            }
-    dosage["doseAndRate"] = [and_rate]
-    return dosage
-
-
-def _timing(schedule: Schedule) -> dict[str, Any]:
-    timing: dict[str, Any] = {}
-    if schedule.day_offsets:
-        anchor = schedule.bounds_start
-        if anchor is None:
-            raise ValueError("Schedule.day_offsets need Schedule.bounds_start (the day-0 date)")
-        timing["event"] = [_date_time(anchor + timedelta(days=d)) for d in schedule.day_offsets]
-    repeat: dict[str, Any] = {}
-    if schedule.bounds_start is not None or schedule.bounds_end is not None:
-        bounds: dict[str, Any] = {}
-        if schedule.bounds_start is not None:
-            bounds["start"] = _date_time(schedule.bounds_start)
-        if schedule.bounds_end is not None:
-            bounds["end"] = _date_time(schedule.bounds_end)
-        repeat["boundsPeriod"] = bounds
-    if schedule.count is not None:
-        repeat["count"] = schedule.count
-    if schedule.duration is not None:
-        repeat["duration"] = _number(schedule.duration)
-    if schedule.duration_unit is not None:
-        repeat["durationUnit"] = schedule.duration_unit
-    if schedule.frequency is not None:
-        repeat["frequency"] = schedule.frequency
-    if schedule.period is not None:
-        repeat["period"] = _number(schedule.period)
-    if schedule.period_unit is not None:
-        repeat["periodUnit"] = schedule.period_unit
-    if repeat:
-        timing["repeat"] = repeat
-    if schedule.text is not None:
-        timing["code"] = {"text": schedule.text}
-    return timing
-
-
-def _bsa_observation(patient: str, bsa_m2: float) -> dict[str, Any]:
-    return {
-        "resourceType": "Observation",
-        "id": BSA_CONTAINED_ID,
-        "status": "final",
-        "code": {
-            "coding": [
-                {
-                    "system": codes.LOINC,
-                    "code": codes.LOINC_BODY_SURFACE_AREA,
-                    "display": codes.LOINC_BODY_SURFACE_AREA_DISPLAY,
-                }
-            ],
-            "text": codes.LOINC_BODY_SURFACE_AREA_DISPLAY,
-        },
-        "subject": {"reference": patient},
-        "valueQuantity": {
-            "value": _number(bsa_m2),
-            "unit": "m2",
-            "system": codes.UCUM,
-            "code": "m2",
-        },
-    }
-
-
-def _quantity(quantity: Quantity) -> dict[str, Any]:
-    return {
-        "value": _number(quantity.value),
-        "unit": quantity.unit,
-        "system": codes.UCUM,
-        "code": quantity.unit,
-    }
-
-
-def _identifier_json(identifier: Identifier) -> dict[str, Any]:
-    if identifier.system is None:
-        return {"value": identifier.value}
-    return {"system": identifier.system, "value": identifier.value}
-
-
-def _number(value: float) -> int | float:
-    if value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    return value
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.utcoffset() is not None else value.replace(tzinfo=UTC)
-
-
-def _instant(value: datetime) -> str:
-    return _aware(value).isoformat()
-
-
-def _date_time(value: datetime) -> str:
-    """A FHIR dateTime: midnight UTC is written as a plain date (see module docstring)."""
-    value = _aware(value)
-    if (
-        not value.utcoffset()
-        and value.hour == value.minute == value.second == value.microsecond == 0
-    ):
-        return value.date().isoformat()
-    return value.isoformat()

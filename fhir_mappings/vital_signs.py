@@ -5,27 +5,21 @@ profile (``meta.profile`` names it so a validator checks it): blood pressure is 
 (85354-9) with systolic/diastolic components; SpO2 carries 2708-6 (fixed by the base profile)
 and 59408-5 (pulse oximetry, required by US Core). Values use UCUM codes from
 ``ucum-vitals-common``. See ``/work/shared/docs/domain.md`` section 2.
-
-Also holds the small JSON helpers (dateTime, UCUM Quantity, numbers) shared with
-:mod:`fhir_mappings.session_bundle`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Final
 
 from fhir_mappings import codes
+from fhir_mappings.datatypes import coding, fhir_date_time, ucum_quantity
 from services.infusion_bridge.domain.sessions import Vitals
 
 __all__ = [
     "PROFILE_BASE",
     "VITAL_SIGNS",
     "VitalSign",
-    "fhir_date_time",
-    "fhir_number",
-    "ucum_quantity",
     "vitals_observations",
 ]
 
@@ -168,7 +162,7 @@ class _Common:
 
 
 def _loinc(code: str, display: str) -> dict[str, Any]:
-    return {"system": codes.LOINC, "code": code, "display": display}
+    return coding(codes.LOINC, code, display)
 
 
 def _component(code: str, display: str, value: float) -> dict[str, Any]:
@@ -176,32 +170,3 @@ def _component(code: str, display: str, value: float) -> dict[str, Any]:
         "code": {"coding": [_loinc(code, display)], "text": display},
         "valueQuantity": ucum_quantity(value, _MMHG, unit="mmHg"),
     }
-
-
-# ------------------------------------------------------------------------------------------------
-# JSON helpers shared with session_bundle
-# ------------------------------------------------------------------------------------------------
-
-
-def fhir_number(value: float) -> int | float:
-    """``600.0`` -> ``600`` so JSON output stays stable and readable."""
-    if float(value).is_integer() and abs(value) < 2**53:
-        return int(value)
-    return value
-
-
-def ucum_quantity(value: float, code: str, *, unit: str | None = None) -> dict[str, Any]:
-    """A UCUM Quantity: value, human unit, system and (case-sensitive) code."""
-    return {
-        "value": fhir_number(value),
-        "unit": unit if unit is not None else code,
-        "system": codes.UCUM,
-        "code": code,
-    }
-
-
-def fhir_date_time(value: datetime) -> str:
-    """A FHIR dateTime with its offset; naive datetimes are refused (no guessing a zone)."""
-    if value.utcoffset() is None:
-        raise ValueError(f"datetime {value.isoformat()} has no timezone offset")
-    return value.isoformat()
