@@ -45,6 +45,7 @@ def test_session_list_filters_and_pages(client: TestClient, finished: dict[str, 
     ]
     done = client.get("/sessions", params={"patient": "pat-1", "state": "discharged"}).json()
     assert done["total"] == 2
+    assert {s["delivery"] for s in done["items"]} == {"pending"}
     ranged = client.get(
         "/sessions", params={"since": "2026-10-01T00:00:00Z", "until": "2026-10-20T00:00:00Z"}
     ).json()

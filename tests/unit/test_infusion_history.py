@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from services.infusion_bridge.domain.catalog import load_catalog
-from services.infusion_bridge.domain.history import Dose, drug_history, next_dose
+from services.infusion_bridge.domain.history import Dose, drug_history, next_dose, with_mg_per_m2
 from services.infusion_bridge.domain.orders import Quantity
 
 CATALOG = load_catalog()
@@ -56,7 +56,7 @@ def test_alemtuzumab_courses() -> None:
 def test_mitoxantrone_cumulative_mg_per_m2_and_lifetime_limit() -> None:
     drug = CATALOG.by_key("mitoxantrone")
     assert drug is not None
-    history = drug_history(drug, [])
+    history = drug_history(drug, [], sessions=0)
     assert history.cumulative_mg_per_m2 == 0
     assert history.lifetime_max_mg_per_m2 == 140
     given = doses(*[(d * 91, 12, "mg/m2") for d in range(11)])
@@ -73,3 +73,16 @@ def test_methylprednisolone_has_no_interval() -> None:
     due, rule = next_dose(drug, doses((0, 1000, "mg")), None)
     assert due is None
     assert "no repeat interval" in rule
+
+
+def test_mg_doses_count_in_mg_per_m2_with_the_body_surface_area() -> None:
+    drug = CATALOG.by_key("mitoxantrone")
+    assert drug is not None
+    known = with_mg_per_m2(doses((0, 21.6, "mg"))[0], 1.8)
+    unknown = with_mg_per_m2(doses((91, 20, "mg"))[0], None)
+    per_m2 = with_mg_per_m2(doses((182, 12, "mg/m2"))[0], None)
+    history = drug_history(drug, [known, unknown, per_m2], sessions=3)
+    assert known.mg_per_m2 == 12.0
+    assert history.cumulative_mg_per_m2 == 24.0
+    assert history.cumulative_incomplete is True
+    assert history.total_dose == [Quantity(value=41.6, unit="mg"), Quantity(value=12, unit="mg/m2")]

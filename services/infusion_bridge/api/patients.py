@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
+from sqlalchemy.orm import defer
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
-from ..domain.history import DrugHistory, patient_history
-from ..domain.orders import InfusionOrder, patient_reference
+from ..domain.history import Dose, DrugHistory, patient_history, with_mg_per_m2
+from ..domain.orders import Quantity, patient_reference
 from ..store.db import session_scope
-from ..store.sessions import load
+from ..store.outbox import statuses_by_session
 from ..store.tables import OrderRow, SessionRow
 from .sessions import SessionSummary, summary
 from .state import app_state
@@ -37,22 +39,35 @@ async def infusion_history(request: Request, patient_id: str) -> Any:
         with session_scope(state.engine) as session:
             rows = session.exec(
                 select(SessionRow)
+                .options(defer(SessionRow.session_json))  # type: ignore[arg-type]
                 .where(SessionRow.patient == patient)
                 .order_by(
                     col(SessionRow.started_at).desc().nulls_last(),
                     col(SessionRow.created_at).desc(),
                 )
             ).all()
-            order_ids = {r.order_id for r in rows}
-            orders = {
-                o.id: InfusionOrder.model_validate(o.order_json)
-                for o in session.exec(select(OrderRow).where(col(OrderRow.id).in_(order_ids)))
+            bsa = {
+                o.id: o.order_json.get("body_surface_area_m2")
+                for o in session.exec(
+                    select(OrderRow).where(col(OrderRow.id).in_({r.order_id for r in rows}))
+                )
             }
-            pairs = [(load(r), orders[r.order_id]) for r in rows]
-            return InfusionHistory(
-                patient=patient,
-                sessions=[summary(r) for r in rows],
-                drugs=patient_history(pairs, state.catalog),
-            )
+            statuses = statuses_by_session(session, [r.id for r in rows])
+        sessions_per_drug: dict[str, int] = defaultdict(int)
+        doses: dict[str, list[Dose]] = defaultdict(list)
+        for r in rows:
+            sessions_per_drug[r.drug_key] += 1
+            if r.given_at is not None and r.dose_value is not None and r.dose_unit:
+                dose = Dose(
+                    session_id=r.id,
+                    given_at=r.given_at,
+                    dose=Quantity(value=r.dose_value, unit=r.dose_unit),
+                )
+                doses[r.drug_key].append(with_mg_per_m2(dose, bsa.get(r.order_id)))
+        return InfusionHistory(
+            patient=patient,
+            sessions=[summary(r, statuses) for r in rows],
+            drugs=patient_history(sessions_per_drug, doses, state.catalog),
+        )
 
     return await run_in_threadpool(build)

@@ -17,7 +17,7 @@ from ..intake import utcnow
 from ..store.db import session_scope
 from ..store.fhir_resources import session_resources
 from ..store.orders import get_order
-from ..store.outbox import deliveries_for
+from ..store.outbox import deliveries_for, statuses_by_session
 from ..store.sessions import get_session_row, list_sessions, load
 from ..store.tables import OrderRow, OutboxRow, SessionRow
 from .orders import OrderView, to_view
@@ -85,6 +85,8 @@ class SessionSummary(BaseModel):
     state: str
     started_at: datetime | None
     ended_at: datetime | None
+    delivery: str | None = None
+    """Status of the latest write-back to the EHR (none for open or cancelled sessions)."""
 
 
 class SessionPage(BaseModel):
@@ -94,7 +96,7 @@ class SessionPage(BaseModel):
     items: list[SessionSummary]
 
 
-def summary(row: SessionRow) -> SessionSummary:
+def summary(row: SessionRow, deliveries: dict[str, list[str]]) -> SessionSummary:
     return SessionSummary(
         id=row.id,
         order_id=row.order_id,
@@ -103,6 +105,7 @@ def summary(row: SessionRow) -> SessionSummary:
         state=row.state,
         started_at=row.started_at,
         ended_at=row.ended_at,
+        delivery=deliveries[row.id][-1] if deliveries.get(row.id) else None,
     )
 
 
@@ -220,11 +223,12 @@ async def read_sessions(
                 offset=offset,
                 limit=limit,
             )
+            statuses = statuses_by_session(session, [r.id for r in rows])
             return SessionPage(
                 total=total,
                 offset=offset,
                 limit=limit,
-                items=[summary(r) for r in rows],
+                items=[summary(r, statuses) for r in rows],
             )
 
     return await run_in_threadpool(load_page)

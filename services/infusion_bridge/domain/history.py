@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from pydantic import BaseModel
 
 from .catalog import DrugCatalog, DrugEntry
-from .orders import InfusionOrder, Quantity
+from .orders import Quantity
 from .sessions import InfusionEnd, InfusionSession, InfusionStart, SessionState, Stop
 
 
@@ -55,38 +55,35 @@ def dose_of(session: InfusionSession) -> Dose | None:
     return Dose(session_id=session.id, given_at=given_at, dose=event.dose_given)
 
 
-def drug_history(
-    drug: DrugEntry, sessions: list[tuple[InfusionSession, InfusionOrder]]
-) -> DrugHistory:
-    doses: list[Dose] = []
-    incomplete = False
-    for session, order in sessions:
-        dose = dose_of(session)
-        if dose is None:
-            continue
-        if dose.dose.unit == "mg/m2":
-            dose.mg_per_m2 = dose.dose.value
-        elif dose.dose.unit == "mg" and order.body_surface_area_m2:
-            dose.mg_per_m2 = round(dose.dose.value / order.body_surface_area_m2, 2)
-        else:
-            incomplete = True
-        doses.append(dose)
-    doses.sort(key=lambda d: d.given_at)
+def with_mg_per_m2(dose: Dose, body_surface_area_m2: float | None) -> Dose:
+    """The dose also in mg/m2: as given, or mg divided by the order's body surface area."""
+    if dose.dose.unit == "mg/m2":
+        return dose.model_copy(update={"mg_per_m2": dose.dose.value})
+    if dose.dose.unit == "mg" and body_surface_area_m2:
+        return dose.model_copy(
+            update={"mg_per_m2": round(dose.dose.value / body_surface_area_m2, 2)}
+        )
+    return dose
+
+
+def drug_history(drug: DrugEntry, doses: list[Dose], *, sessions: int) -> DrugHistory:
+    """Totals, cumulative mg/m2 (where the drug has an mg/m2 lifetime limit), next due."""
+    doses = sorted(doses, key=lambda d: d.given_at)
     totals: dict[str, float] = defaultdict(float)
     for d in doses:
         totals[d.dose.unit] += d.dose.value
-    per_m2 = drug.lifetime_max is not None and drug.lifetime_max.unit == "mg/m2"
-    cumulative = round(sum(d.mg_per_m2 or 0 for d in doses), 2) if per_m2 else None
+    limit = drug.lifetime_max if drug.lifetime_max and drug.lifetime_max.unit == "mg/m2" else None
+    cumulative = round(sum(d.mg_per_m2 or 0 for d in doses), 2) if limit else None
     next_due, rule = next_dose(drug, doses, cumulative)
     return DrugHistory(
         drug=drug.key,
         name=drug.name,
-        sessions=len(sessions),
+        sessions=sessions,
         doses=doses,
         total_dose=[Quantity(value=round(v, 3), unit=u) for u, v in sorted(totals.items())],
         cumulative_mg_per_m2=cumulative,
-        lifetime_max_mg_per_m2=drug.lifetime_max.value if per_m2 and drug.lifetime_max else None,
-        cumulative_incomplete=incomplete and per_m2,
+        lifetime_max_mg_per_m2=limit.value if limit else None,
+        cumulative_incomplete=bool(limit) and any(d.mg_per_m2 is None for d in doses),
         last_given=doses[-1].given_at.date() if doses else None,
         next_due=next_due,
         rule=rule,
@@ -149,15 +146,14 @@ def _course_rule(drug: DrugEntry, doses: list[Dose]) -> tuple[date | None, str]:
 
 
 def patient_history(
-    sessions: list[tuple[InfusionSession, InfusionOrder]], catalog: DrugCatalog
+    sessions_per_drug: dict[str, int], doses_per_drug: dict[str, list[Dose]], catalog: DrugCatalog
 ) -> list[DrugHistory]:
-    """One entry per drug the patient had sessions for."""
-    by_drug: dict[str, list[tuple[InfusionSession, InfusionOrder]]] = defaultdict(list)
-    for pair in sessions:
-        by_drug[pair[0].drug_key].append(pair)
+    """One entry per drug the patient had sessions for, in catalog-key order."""
     out = []
-    for key, pairs in sorted(by_drug.items()):
+    for key in sorted(sessions_per_drug):
         entry = catalog.by_key(key)
         if entry is not None:
-            out.append(drug_history(entry, pairs))
+            out.append(
+                drug_history(entry, doses_per_drug.get(key, []), sessions=sessions_per_drug[key])
+            )
     return out

@@ -149,3 +149,18 @@ def deliveries_for(session: Session, session_id: str) -> Sequence[OutboxRow]:
 
 def _set(session: Session, row_id: int, **values: Any) -> None:
     session.execute(update(OutboxRow).where(col(OutboxRow.id) == row_id).values(**values))
+
+
+def statuses_by_session(session: Session, session_ids: list[str]) -> dict[str, list[str]]:
+    """Delivery statuses per session (oldest first), for many sessions in one query."""
+    out: dict[str, list[str]] = {sid: [] for sid in session_ids}
+    if not session_ids:
+        return out
+    query = (
+        select(OutboxRow.session_id, OutboxRow.status)
+        .where(col(OutboxRow.session_id).in_(session_ids))
+        .order_by(col(OutboxRow.id))
+    )
+    for sid, status in session.exec(query).all():
+        out[sid].append(status)
+    return out

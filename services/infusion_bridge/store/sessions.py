@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, update
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
+from ..domain.history import dose_of
 from ..domain.sessions import TERMINAL, InfusionSession
 from .tables import SessionRow
 
@@ -46,6 +48,8 @@ def save_session(
     """Write the new timeline if nobody else wrote since ``expected_version``."""
     started = infusion.events[0].event.at if infusion.events else None
     ended = infusion.events[-1].event.at if infusion.state in TERMINAL and infusion.events else None
+    dose = dose_of(infusion)
+    offset = started.utcoffset() if started else None
     result = session.execute(
         update(SessionRow)
         .where(col(SessionRow.id) == infusion.id, col(SessionRow.version) == expected_version)
@@ -54,7 +58,11 @@ def save_session(
             version=expected_version + 1,
             updated_at=now,
             started_at=started,
+            utc_offset_minutes=int(offset.total_seconds() // 60) if offset is not None else None,
             ended_at=ended,
+            given_at=dose.given_at if dose else None,
+            dose_value=dose.dose.value if dose else None,
+            dose_unit=dose.dose.unit if dose else None,
             session_json=infusion.model_dump(mode="json"),
         )
     )
@@ -73,8 +81,11 @@ def list_sessions(
     offset: int = 0,
     limit: int = 50,
 ) -> tuple[int, Sequence[SessionRow]]:
-    """Sessions matching the filters, newest first (by start, then creation)."""
-    query = select(SessionRow)
+    """Sessions matching the filters, newest first (by start, then creation).
+
+    The timeline JSON is not loaded (``defer``): lists only need the summary columns.
+    """
+    query = select(SessionRow).options(defer(SessionRow.session_json))  # type: ignore[arg-type]
     if patient:
         query = query.where(SessionRow.patient == patient)
     if state:

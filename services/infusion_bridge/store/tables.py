@@ -79,7 +79,13 @@ class SessionRow(SQLModel, table=True):
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None = Field(default=None, index=True)
+    utc_offset_minutes: int | None = None
+    """The chair-side clock's UTC offset (from the first event), for showing local times."""
     ended_at: datetime | None = None
+    given_at: datetime | None = None
+    """When the drug was given (infusion start), for sessions that gave a dose."""
+    dose_value: float | None = None
+    dose_unit: str | None = Field(default=None, max_length=16)
     session_json: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 
