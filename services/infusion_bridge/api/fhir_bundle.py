@@ -83,11 +83,9 @@ async def process_bundle(request: Request) -> Response:
                 entry.error = exc
                 continue
             entry.prepared = _prepare(entry, state.catalog, medications)
-    failed = [e for e in entries if e.error is not None]
+    failed = [e.error for e in entries if e.error is not None]
     if transaction and failed:
-        issues = [i for e in failed for i in e.error.issues]  # type: ignore[union-attr]
-        status = max(e.error.status_code for e in failed)  # type: ignore[union-attr]
-        raise ApiError(status, issues)
+        raise ApiError(max(f.status_code for f in failed), [i for f in failed for i in f.issues])
 
     def write() -> None:
         with session_scope(state.engine) as session:
