@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import respx
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from services.infusion_bridge.app import create_app
 from services.infusion_bridge.settings import Settings
+from tests.conftest import FAKE_EHR
 from tests.factories import medication_request
 
 FHIR = {"Content-Type": "application/fhir+json"}
@@ -39,3 +41,24 @@ def test_hook_secret_is_enforced(settings: Settings) -> None:
             headers=FHIR | {"X-Infusion-Hook-Secret": "s3cret"},
         )
         assert ok.status_code == 201
+
+
+def test_hook_without_payload_pulls_the_changes(client: TestClient) -> None:
+    order = medication_request(
+        id="pulled-1", meta={"versionId": "1", "lastUpdated": "2026-11-20T10:00:00+00:00"}
+    )
+    page = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": 1,
+        "entry": [{"resource": order}],
+    }
+    with respx.mock(base_url=FAKE_EHR) as ehr:
+        search = ehr.get("/MedicationRequest").respond(200, json=page)
+        r = client.post("/hooks/ehr")
+        assert r.status_code == 200
+    assert search.called
+    sent = search.calls.last.request.url.params
+    assert sent["_sort"] == "_lastUpdated"
+    view = client.get("/orders/pulled-1").json()
+    assert (view["source"], view["version"]) == ("sync", 1)
