@@ -25,7 +25,7 @@ from .domain.sessions import (
     record,
 )
 from .store import outbox
-from .store.db import session_scope
+from .store.db import write_scope
 from .store.fhir_resources import store_resources
 from .store.orders import get_order
 from .store.sessions import (
@@ -40,7 +40,7 @@ from .store.tables import SessionRow
 
 def start_session(engine: Engine, order_id: str, *, now: datetime) -> SessionRow:
     """A scheduled session for an active infusion order."""
-    with session_scope(engine) as session:
+    with write_scope(engine) as session:
         row = get_order(session, order_id)
         if row is None or row.deleted:
             raise NotFound(f"order {order_id} is not in the cache", "order_id")
@@ -73,7 +73,7 @@ def record_event(
     The event that finishes a session also, in the same transaction, builds the FHIR
     Bundle once, queues it in the outbox, and keeps its resources for the ``/fhir`` reads.
     """
-    with session_scope(engine) as session:
+    with write_scope(engine) as session:
         row = get_session_row(session, session_id)
         if row is None:
             raise NotFound(f"session {session_id} does not exist", "session_id")

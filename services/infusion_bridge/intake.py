@@ -58,8 +58,8 @@ def store_order(
     pushed without one are versioned here: one more than the cached version.
     """
     order, resource = prepared.order, prepared.resource
+    current = get_order(session, order.id)
     if order.version_id is None or order.last_updated is None:
-        current = get_order(session, order.id)
         version = order.version_id or ((current.version_id + 1) if current else 1)
         updated = order.last_updated or now
         order = order.model_copy(update={"version_id": version, "last_updated": updated})
@@ -69,7 +69,7 @@ def store_order(
             "versionId": str(version),
             "lastUpdated": updated.isoformat(),
         }
-    return apply_order(session, order, resource, source=source, now=now)
+    return apply_order(session, order, resource, source=source, now=now, current=current)
 
 
 def remote_medication_refs(resource: Json) -> list[str]:

@@ -22,7 +22,7 @@ from .domain.catalog import DrugCatalog
 from .ehr.client import EhrClient
 from .intake import PreparedOrder, prepare_order, store_order, utcnow
 from .logging import get_logger
-from .store.db import session_scope
+from .store.db import session_scope, write_scope
 from .store.orders import get_checkpoint, set_checkpoint
 
 log = get_logger(__name__)
@@ -119,7 +119,7 @@ def _apply_page(engine: Engine, catalog: DrugCatalog, page: Json, summary: SyncS
                 issues=[i.code for i in exc.issues],
                 expressions=[e for i in exc.issues for e in i.expression],
             )
-    with session_scope(engine) as session:
+    with write_scope(engine) as session:
         now = utcnow()
         for item in prepared:
             summary.count(store_order(session, item, source="sync", now=now).outcome.value)

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from ..domain.errors import NotFound
 from ..intake import utcnow
 from ..store import outbox
-from ..store.db import session_scope
+from ..store.db import session_scope, write_scope
 from .sessions import DeliveryView
 from .state import app_state
 
@@ -43,7 +43,7 @@ async def retry_delivery(request: Request, delivery_id: int) -> Any:
     state = app_state(request)
 
     def work() -> DeliveryView:
-        with session_scope(state.engine) as session:
+        with write_scope(state.engine) as session:
             row = outbox.requeue(session, delivery_id, now=utcnow())
             if row is None:
                 raise NotFound(f"delivery {delivery_id} does not exist", "delivery_id")

@@ -25,7 +25,7 @@ from fhir_mappings.operation_outcome import Issue, operation_outcome
 
 from ..domain.catalog import DrugCatalog
 from ..intake import PreparedOrder, prepare_order, store_order, utcnow
-from ..store.db import session_scope
+from ..store.db import write_scope
 from ..store.orders import Applied, find_by_identifier, get_order, mark_deleted
 from ..store.tables import OrderRow
 from .errors import ApiError, fhir_response
@@ -88,7 +88,7 @@ async def process_bundle(request: Request) -> Response:
         raise ApiError(max(f.status_code for f in failed), [i for f in failed for i in f.issues])
 
     def write() -> None:
-        with session_scope(state.engine) as session:
+        with write_scope(state.engine) as session:
             now = utcnow()
             for entry in entries:
                 if entry.error is None:

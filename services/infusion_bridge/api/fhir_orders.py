@@ -19,7 +19,7 @@ from fhir_mappings.operation_outcome import Issue
 
 from ..ehr.errors import EhrClientError, EhrError
 from ..intake import prepare_order, remote_medication_refs, store_order, utcnow
-from ..store.db import session_scope
+from ..store.db import session_scope, write_scope
 from ..store.orders import Applied, ApplyResult, find_by_identifier, get_order, mark_deleted
 from .errors import ApiError, fhir_response
 from .fhir_io import read_resource, version_headers, write_response
@@ -68,7 +68,7 @@ async def accept_order(
             )
         except MappingError as exc:
             raise mapping_error(exc) from exc
-        with session_scope(state.engine) as session:
+        with write_scope(state.engine) as session:
             return store_order(session, prepared, source=source, now=utcnow())
 
     return await run_in_threadpool(work)
@@ -154,7 +154,7 @@ async def delete_order(request: Request, order_id: str) -> Response:
     state = app_state(request)
 
     def work() -> None:
-        with session_scope(state.engine) as session:
+        with write_scope(state.engine) as session:
             mark_deleted(session, order_id, version_id=None, now=utcnow())
 
     await run_in_threadpool(work)

@@ -23,7 +23,7 @@ from ..ehr.client import EhrClient
 from ..ehr.errors import EhrError, EhrResponseError
 from ..logging import get_logger
 from ..store import outbox
-from ..store.db import session_scope
+from ..store.db import session_scope, write_scope
 from ..store.sessions import get_session_row, load
 from .bundle import build_session_bundle
 from .policy import RetryPolicy
@@ -113,14 +113,14 @@ class DeliveryWorker:
         }
 
         def done() -> None:
-            with session_scope(self.engine) as session:
+            with write_scope(self.engine) as session:
                 outbox.mark_delivered(session, row_id, response=summary, now=self.clock())
 
         await run_in_threadpool(done)
         log.info("delivered", delivery=row_id, attempt=attempt, entries=len(summary["entries"]))
 
     def _claim_and_build(self, row_id: int) -> tuple[int, Json | None] | None:
-        with session_scope(self.engine) as session:
+        with write_scope(self.engine) as session:
             row = outbox.claim(session, row_id, now=self.clock(), lease=self.lease)
             if row is None:
                 return None
@@ -150,7 +150,7 @@ class DeliveryWorker:
 
     def _failed(self, row_id: int, attempt: int, exc: EhrError) -> None:
         now = self.clock()
-        with session_scope(self.engine) as session:
+        with write_scope(self.engine) as session:
             if exc.retryable:
                 wait = self.policy.delay(attempt, retry_after=exc.retry_after, rng=self.rng)
                 outbox.mark_retry(

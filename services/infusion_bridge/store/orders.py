@@ -9,7 +9,9 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import delete, func
-from sqlmodel import Session, col, or_, select
+from sqlalchemy.dialects import postgresql as postgresql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlmodel import Session, SQLModel, col, or_, select
 
 from ..domain.orders import InfusionOrder
 from .tables import OrderIdentifierRow, OrderLinkRow, OrderRow, SyncCheckpointRow
@@ -51,14 +53,16 @@ def apply_order(
     *,
     source: str,
     now: datetime,
+    current: OrderRow | None,
 ) -> ApplyResult:
     """Insert or update one order version, honouring version order.
 
-    ``order.version_id`` must be set (the EHR's ``meta.versionId``, or one the caller
-    assigned). Same version: no-op. Older version: ignored. Newer: replaces the row.
+    ``current`` is the cached row (the caller has read it). ``order.version_id`` must be
+    set (the EHR's ``meta.versionId``, or one the caller assigned). Same version: no-op.
+    Older version: ignored. Newer: replaces the row.
     """
     assert order.version_id is not None, "caller assigns a version"
-    row = session.get(OrderRow, order.id)
+    row = current
     if row is not None:
         if order.version_id == row.version_id:
             return ApplyResult(Applied.UNCHANGED, row)
@@ -73,8 +77,7 @@ def apply_order(
         for key, value in fields.items():
             setattr(row, key, value)
         outcome = Applied.UPDATED
-    session.flush()
-    _replace_links(session, order)
+    _replace_links(session, order, fresh=outcome is Applied.CREATED)
     return ApplyResult(outcome, row)
 
 
@@ -180,15 +183,41 @@ def _group_key(order: InfusionOrder) -> str | None:
     return f"{g.system or ''}|{g.value}" if g else None
 
 
-def _replace_links(session: Session, order: InfusionOrder) -> None:
-    session.execute(delete(OrderLinkRow).where(col(OrderLinkRow.order_id) == order.id))
-    session.execute(delete(OrderIdentifierRow).where(col(OrderIdentifierRow.order_id) == order.id))
-    targets = {
-        ref.split("/", 1)[1] for ref in order.based_on if ref.startswith("MedicationRequest/")
-    }
-    for target in sorted(targets):
-        session.add(OrderLinkRow(order_id=order.id, target_id=target))
-    for ident in order.identifiers:
-        key = (ident.system or "", ident.value)
-        if session.get(OrderIdentifierRow, key) is None:
-            session.add(OrderIdentifierRow(system=key[0], value=key[1], order_id=order.id))
+def _replace_links(session: Session, order: InfusionOrder, *, fresh: bool) -> None:
+    """Rewrite the order's basedOn links and identifiers (a new order has none to drop).
+
+    An identifier already claimed by another order keeps its first owner.
+    """
+    session.flush()  # the order row first: the link rows point at it
+    if not fresh:
+        session.execute(delete(OrderLinkRow).where(col(OrderLinkRow.order_id) == order.id))
+        session.execute(
+            delete(OrderIdentifierRow).where(col(OrderIdentifierRow.order_id) == order.id)
+        )
+    targets = sorted(
+        {ref.split("/", 1)[1] for ref in order.based_on if ref.startswith("MedicationRequest/")}
+    )
+    if targets:
+        session.execute(
+            _insert(session, OrderLinkRow)
+            .values([{"order_id": order.id, "target_id": t} for t in targets])
+            .on_conflict_do_nothing()
+        )
+    if order.identifiers:
+        session.execute(
+            _insert(session, OrderIdentifierRow)
+            .values(
+                [
+                    {"system": i.system or "", "value": i.value, "order_id": order.id}
+                    for i in order.identifiers
+                ]
+            )
+            .on_conflict_do_nothing()
+        )
+
+
+def _insert(session: Session, table: type[SQLModel]) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` in the dialect of the session's database."""
+    dialect = session.get_bind().dialect.name
+    module = sqlite_dialect if dialect == "sqlite" else postgresql_dialect
+    return module.insert(table)
