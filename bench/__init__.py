@@ -1,0 +1,1 @@
+"""Benchmarks for Infusion Bridge (``make bench`` = ``python -m bench``); see docs/benchmarks.md."""
