@@ -186,3 +186,26 @@ def test_backoff_policy_grows_caps_and_honours_retry_after() -> None:
     assert all(d <= 60 for d in delays)
     assert delays[-1] >= 30
     assert policy.delay(1, retry_after=120, rng=rng) == 120
+
+
+def test_lanes_keep_concurrency_deliveries_in_flight_and_refill(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches = [[1, 2, 3], [4, 5, 3], []]  # the second fetch repeats 3 (still due): not resent
+    monkeypatch.setattr(outbox, "due_ids", lambda *_a, **_k: batches.pop(0) if batches else [])
+    worker, _ = _worker(engine, Clock())
+    worker.concurrency = 2
+    in_flight, peak, sent = 0, 0, []
+
+    async def fake_deliver(row_id: int) -> None:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)
+        sent.append(row_id)
+        in_flight -= 1
+
+    monkeypatch.setattr(worker, "deliver", fake_deliver)
+    assert asyncio.run(worker.run_once()) == 5
+    assert sorted(sent) == [1, 2, 3, 4, 5]
+    assert peak == 2

@@ -75,23 +75,33 @@ class DeliveryWorker:
                     await asyncio.wait_for(self._wakeup.wait(), poll_seconds)
 
     async def run_once(self) -> int:
-        """Try every delivery due now; returns how many were attempted."""
+        """Deliver everything due now, keeping ``concurrency`` Bundles in flight the whole
+        time (lanes refill from the outbox as they free up); returns how many were tried."""
+        queue: list[int] = []
+        seen: set[int] = set()
+        refill = asyncio.Lock()
+        exhausted = False
 
         def due() -> list[int]:
             with session_scope(self.engine) as session:
                 return outbox.due_ids(session, now=self.clock(), limit=self.concurrency * 8)
 
-        ids = await run_in_threadpool(due)
-        if not ids:
-            return 0
-        gate = asyncio.Semaphore(self.concurrency)
+        async def next_id() -> int | None:
+            nonlocal exhausted
+            async with refill:
+                if not queue and not exhausted:
+                    fresh = [i for i in await run_in_threadpool(due) if i not in seen]
+                    exhausted = not fresh
+                    queue.extend(fresh)
+                    seen.update(fresh)
+                return queue.pop(0) if queue else None
 
-        async def one(row_id: int) -> None:
-            async with gate:
+        async def lane() -> None:
+            while (row_id := await next_id()) is not None:
                 await self.deliver(row_id)
 
-        await asyncio.gather(*(one(i) for i in ids))
-        return len(ids)
+        await asyncio.gather(*(lane() for _ in range(self.concurrency)))
+        return len(seen)
 
     async def deliver(self, row_id: int) -> None:
         claimed = await run_in_threadpool(self._claim_and_build, row_id)
