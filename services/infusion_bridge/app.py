@@ -78,7 +78,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.auto_migrate:
             migrate(engine)
         ehr = build_ehr_client(settings)
-        state = AppState(settings=settings, engine=engine, ehr=ehr, catalog=load_catalog())
+        state = AppState(
+            settings=settings, engine=engine, ehr=ehr, catalog=load_catalog(settings.catalog_path)
+        )
         app.state.infusion = state
         tasks: list[asyncio.Task[None]] = []
         if settings.delivery_enabled:

@@ -87,7 +87,7 @@ def sync(
                 return await sync_orders(
                     ehr,
                     engine,
-                    load_catalog(),
+                    load_catalog(settings.catalog_path),
                     page_size=page_size or settings.sync_page_size,
                     on_page=on_page,
                 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -20,6 +21,10 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the local store (SQLite or postgresql+psycopg://...).",
     )
     auto_migrate: bool = Field(default=True, description="Apply Alembic migrations at start-up.")
+    catalog_path: Path | None = Field(
+        default=None,
+        description="Drug catalog JSON; default: contracts/drug-catalog.json of this checkout.",
+    )
     ehr_base_url: str = Field(
         default="http://127.0.0.1:8080/fhir", description="FHIR R4 base URL of the EHR."
     )

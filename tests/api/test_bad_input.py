@@ -143,3 +143,18 @@ def test_premedication_may_be_oral(client: TestClient) -> None:
     assert client.put("/fhir/MedicationRequest/p-oral", json=body, headers=FHIR).status_code == 201
     unit = dose(body)
     assert unit["system"] == UCUM
+
+
+def test_catalog_comes_from_the_configured_file(settings: Settings, tmp_path: Any) -> None:
+    import json
+
+    from services.infusion_bridge.domain.catalog import DEFAULT_CATALOG_PATH
+
+    catalog = json.loads(DEFAULT_CATALOG_PATH.read_text())
+    catalog["drugs"] = [d for d in catalog["drugs"] if d["key"] != "ocrelizumab"]
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    settings.catalog_path = tmp_path / "catalog.json"
+    with TestClient(create_app(settings)) as c:
+        r = c.put("/fhir/MedicationRequest/x", json=medication_request(), headers=FHIR)
+    assert r.status_code == 422
+    assert r.json()["issue"][0]["code"] == "code-invalid"
