@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from services.infusion_bridge.app import create_app
+from services.infusion_bridge.domain.catalog import DEFAULT_CATALOG_PATH
 from services.infusion_bridge.settings import Settings
 from tests.factories import RXNORM, SNOMED, UCUM, dose, medication_request
 
@@ -146,10 +148,6 @@ def test_premedication_may_be_oral(client: TestClient) -> None:
 
 
 def test_catalog_comes_from_the_configured_file(settings: Settings, tmp_path: Any) -> None:
-    import json
-
-    from services.infusion_bridge.domain.catalog import DEFAULT_CATALOG_PATH
-
     catalog = json.loads(DEFAULT_CATALOG_PATH.read_text())
     catalog["drugs"] = [d for d in catalog["drugs"] if d["key"] != "ocrelizumab"]
     (tmp_path / "catalog.json").write_text(json.dumps(catalog))
