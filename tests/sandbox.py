@@ -1,11 +1,11 @@
-"""Drive the HAPI FHIR sandbox (sandbox/hapi/sandbox.sh) from the tests."""
+"""Drive the HAPI FHIR sandbox (sandbox/hapi/sandbox.sh) from tests and benchmarks."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -16,9 +16,15 @@ SCRIPT = ROOT / "sandbox" / "hapi" / "sandbox.sh"
 
 @dataclass
 class Sandbox:
-    """One HAPI server on ``port``; ``started_here`` says whether the tests must stop it."""
+    """One HAPI server on ``port``; ``started_here`` says whether we must stop it.
+
+    ``on_disk`` keeps H2 in files, so a stopped and restarted sandbox still has its data
+    (like an EHR going down and coming back); otherwise H2 lives in memory.
+    """
 
     port: int
+    on_disk: bool = True
+    extra_env: dict[str, str] = field(default_factory=dict)
     started_here: bool = False
 
     @property
@@ -27,15 +33,21 @@ class Sandbox:
 
     @property
     def data_dir(self) -> Path:
-        """H2 on disk, so a stopped and restarted sandbox still has its data (like an EHR)."""
         return ROOT / "sandbox" / "hapi" / "target" / f"test-data-{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        pid_file = ROOT / "sandbox" / "hapi" / "target" / f"hapi-{self.port}.pid"
+        try:
+            return int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
     def _env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "HAPI_PORT": str(self.port),
-            "HAPI_JDBC_URL": f"jdbc:h2:file:{self.data_dir}/hapi",
-        }
+        env = {**os.environ, "HAPI_PORT": str(self.port), **self.extra_env}
+        if self.on_disk:
+            env["HAPI_JDBC_URL"] = f"jdbc:h2:file:{self.data_dir}/hapi"
+        return env
 
     def wipe(self) -> None:
         """Forget all data (only while stopped)."""
@@ -43,13 +55,13 @@ class Sandbox:
 
     def is_up(self) -> bool:
         try:
-            return httpx.get(f"{self.base_url}/metadata", timeout=5).status_code == 200
+            r = httpx.get(f"{self.base_url}/metadata", timeout=5)
         except httpx.HTTPError:
             return False
+        return r.status_code == 200 and "CapabilityStatement" in r.text
 
     def start(self) -> None:
-        # No capture: the script's progress lines show in the test log (`pytest -s`) and
-        # its failure output (the tail of the HAPI log) lands in the pytest report.
+        """Build if needed and start; the script's output goes into the error on failure."""
         result = subprocess.run(
             ["bash", str(SCRIPT), "start"],
             env=self._env(),

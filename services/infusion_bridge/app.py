@@ -15,6 +15,7 @@ from . import __version__
 from .api import (
     deliveries,
     fhir_bundle,
+    fhir_metadata,
     fhir_orders,
     fhir_records,
     health,
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AccessLogMiddleware)
     app.include_router(health.router)
     app.include_router(orders.router)
+    app.include_router(fhir_metadata.router)
     app.include_router(fhir_orders.router)
     app.include_router(fhir_bundle.router)
     app.include_router(hooks.router)
