@@ -22,8 +22,9 @@ from typing import Any
 
 import httpx
 
+from tests.sandbox import Sandbox
+
 ROOT = Path(__file__).resolve().parent.parent
-SANDBOX_SCRIPT = ROOT / "sandbox" / "hapi" / "sandbox.sh"
 FHIR_JSON = "application/fhir+json"
 FHIR_HEADERS = {"Accept": FHIR_JSON, "Content-Type": FHIR_JSON}
 _T0 = time.monotonic()
@@ -282,40 +283,20 @@ async def bounded_gather(
 # ------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Hapi:
-    """A HAPI sandbox on ``port``: reused when one answers, else started (and later stopped)."""
+class Hapi(Sandbox):
+    """The benchmarks' HAPI: H2 in memory, log in $TMPDIR, no $validate warm-up; reused
+    when one already answers on the port, else started here (and stopped at the end)."""
 
-    port: int
-    started_here: bool = False
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/fhir"
-
-    @property
-    def pid(self) -> int | None:
-        pid_file = ROOT / "sandbox" / "hapi" / "target" / f"hapi-{self.port}.pid"
-        try:
-            return int(pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-
-    def _env(self) -> dict[str, str]:
-        log = Path(tempfile.gettempdir()) / f"infusion-bench-hapi-{self.port}.log"
-        return {
-            **os.environ,
-            "HAPI_PORT": str(self.port),
-            "HAPI_LOG": os.environ.get("HAPI_LOG", str(log)),
-            "HAPI_WARMUP": os.environ.get("HAPI_WARMUP", "0"),  # no $validate in the benchmarks
-        }
-
-    def is_up(self) -> bool:
-        try:
-            r = httpx.get(f"{self.base_url}/metadata", timeout=5, headers={"Accept": FHIR_JSON})
-        except httpx.HTTPError:
-            return False
-        return r.status_code == 200 and "CapabilityStatement" in r.text
+    def __init__(self, port: int) -> None:
+        log = Path(tempfile.gettempdir()) / f"infusion-bench-hapi-{port}.log"
+        super().__init__(
+            port=port,
+            on_disk=False,
+            extra_env={
+                "HAPI_LOG": os.environ.get("HAPI_LOG", str(log)),
+                "HAPI_WARMUP": os.environ.get("HAPI_WARMUP", "0"),
+            },
+        )
 
     def ensure(self) -> Hapi:
         if self.is_up():
@@ -323,8 +304,7 @@ class Hapi:
             return self
         say(f"starting the HAPI sandbox on :{self.port} (40-80 s) ...")
         t0 = time.monotonic()
-        cmd = ["bash", str(SANDBOX_SCRIPT), "start"]
-        subprocess.run(cmd, env=self._env(), check=True)  # noqa: S603
+        self.start()
         self.started_here = True
         say(f"HAPI sandbox up in {time.monotonic() - t0:.0f} s at {self.base_url}")
         return self
@@ -333,8 +313,7 @@ class Hapi:
         """Stop the sandbox only if this run started it."""
         if self.started_here:
             say(f"stopping the HAPI sandbox on :{self.port} (started by this run)")
-            cmd = ["bash", str(SANDBOX_SCRIPT), "stop"]
-            subprocess.run(cmd, env=self._env(), check=False)  # noqa: S603
+            self.stop()
             self.started_here = False
 
 
