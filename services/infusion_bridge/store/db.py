@@ -11,8 +11,10 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
+from sqlalchemy.dialects import postgresql as postgresql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine, make_url
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, SQLModel, create_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -75,6 +77,13 @@ def write_scope(engine: Engine) -> Iterator[Session]:
         lock = _write_locks.setdefault(id(engine), threading.Lock())
     with lock, session_scope(engine) as session:
         yield session
+
+
+def insert_ignore(session: Session, table: type[SQLModel]) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` in the dialect of the session's database."""
+    dialect = session.get_bind().dialect.name
+    module = sqlite_dialect if dialect == "sqlite" else postgresql_dialect
+    return module.insert(table)
 
 
 def ping(engine: Engine) -> None:

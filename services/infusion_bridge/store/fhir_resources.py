@@ -11,25 +11,31 @@ from sqlmodel import Session, col, select
 
 from fhir_mappings.local_resources import category_codes, effective_time
 
+from .db import insert_ignore
 from .tables import FhirResourceRow
 
 
 def store_resources(
     session: Session, session_id: str, patient: str, resources: list[dict[str, Any]]
 ) -> None:
+    """Keep a finished session's resources (one statement; ids are stable, so a repeat
+    of the same resource is skipped)."""
+    rows = []
     for resource in resources:
         categories = category_codes(resource)
-        session.merge(
-            FhirResourceRow(
-                id=resource["id"],
-                resource_type=resource["resourceType"],
-                session_id=session_id,
-                patient=patient,
-                effective=effective_time(resource),
-                category=categories[0] if categories else None,
-                resource_json=resource,
-            )
+        rows.append(
+            {
+                "id": resource["id"],
+                "resource_type": resource["resourceType"],
+                "session_id": session_id,
+                "patient": patient,
+                "effective": effective_time(resource),
+                "category": categories[0] if categories else None,
+                "resource_json": resource,
+            }
         )
+    if rows:
+        session.execute(insert_ignore(session, FhirResourceRow), rows)  # executemany
 
 
 def get_resource(session: Session, resource_type: str, resource_id: str) -> FhirResourceRow | None:

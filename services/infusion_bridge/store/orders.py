@@ -9,11 +9,10 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import delete, func
-from sqlalchemy.dialects import postgresql as postgresql_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlmodel import Session, SQLModel, col, or_, select
+from sqlmodel import Session, col, or_, select
 
 from ..domain.orders import InfusionOrder
+from .db import insert_ignore
 from .tables import OrderIdentifierRow, OrderLinkRow, OrderRow, SyncCheckpointRow
 
 
@@ -199,13 +198,13 @@ def _replace_links(session: Session, order: InfusionOrder, *, fresh: bool) -> No
     )
     if targets:
         session.execute(
-            _insert(session, OrderLinkRow)
+            insert_ignore(session, OrderLinkRow)
             .values([{"order_id": order.id, "target_id": t} for t in targets])
             .on_conflict_do_nothing()
         )
     if order.identifiers:
         session.execute(
-            _insert(session, OrderIdentifierRow)
+            insert_ignore(session, OrderIdentifierRow)
             .values(
                 [
                     {"system": i.system or "", "value": i.value, "order_id": order.id}
@@ -214,10 +213,3 @@ def _replace_links(session: Session, order: InfusionOrder, *, fresh: bool) -> No
             )
             .on_conflict_do_nothing()
         )
-
-
-def _insert(session: Session, table: type[SQLModel]) -> Any:
-    """``INSERT ... ON CONFLICT DO NOTHING`` in the dialect of the session's database."""
-    dialect = session.get_bind().dialect.name
-    module = sqlite_dialect if dialect == "sqlite" else postgresql_dialect
-    return module.insert(table)
