@@ -19,10 +19,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import clinician, intake, writeback
+from bench import clinician, intake, nurse, writeback
 from bench._common import Hapi, machine_note, say
 
-BENCHMARKS = {"intake": intake, "writeback": writeback, "clinician": clinician}
+BENCHMARKS = {
+    "intake": intake,
+    "writeback": writeback,
+    "clinician": clinician,
+    "nurse": nurse,
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
