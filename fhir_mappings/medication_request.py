@@ -256,7 +256,7 @@ class _Reader:
             return None, None
         version_id: int | None = None
         if meta.versionId is not None:
-            if meta.versionId.isdigit():
+            if meta.versionId.isdigit() and len(meta.versionId) <= 18:
                 version_id = int(meta.versionId)
             else:
                 self.issue(

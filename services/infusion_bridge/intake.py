@@ -74,7 +74,8 @@ def store_order(
 
 def remote_medication_refs(resource: Json) -> list[str]:
     """``Medication/...`` references that must be fetched from the EHR before mapping."""
-    ref = (resource.get("medicationReference") or {}).get("reference")
+    reference = resource.get("medicationReference")
+    ref = reference.get("reference") if isinstance(reference, dict) else None
     if isinstance(ref, str) and ref and not ref.startswith("#"):
         return [ref]
     return []

@@ -156,3 +156,38 @@ def test_catalog_comes_from_the_configured_file(settings: Settings, tmp_path: An
         r = c.put("/fhir/MedicationRequest/x", json=medication_request(), headers=FHIR)
     assert r.status_code == 422
     assert r.json()["issue"][0]["code"] == "code-invalid"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/fhir", {"resourceType": "Bundle", "type": "batch", "entry": [{"request": "x"}]}),
+        (
+            "POST",
+            "/fhir",
+            {
+                "resourceType": "Bundle",
+                "type": "batch",
+                "entry": [
+                    {
+                        "resource": medication_request(),
+                        "request": {"method": "POST", "url": "MedicationRequest", "ifNoneExist": 5},
+                    }
+                ],
+            },
+        ),
+        ("POST", "/fhir/MedicationRequest", medication_request(meta={"versionId": "9" * 25})),
+        ("POST", "/fhir/MedicationRequest", medication_request(medicationReference="x")),
+        ("GET", "/orders?offset=99999999999999999999", None),
+        ("POST", "/deliveries/99999999999999999999/retry", None),
+        ("GET", "/sessions?since=2026-01-01T00:00:00", None),
+    ],
+)
+def test_odd_inputs_never_give_500(
+    client: TestClient, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    """Shapes found by poking the API: each once raised deep inside and answered 500."""
+    r = client.request(method, path, content=json.dumps(body) if body else None, headers=FHIR)
+    assert r.status_code < 500, r.text
+    if r.status_code == 200 and r.json().get("type") == "batch-response":
+        assert r.json()["entry"][0]["response"]["status"].startswith("400")

@@ -152,3 +152,12 @@ def test_not_done_and_cancelled_sessions(client: TestClient, order_id: str) -> N
 def test_retry_unknown_delivery_is_404(client: TestClient) -> None:
     assert client.post("/deliveries/999/retry").status_code == 404
     assert client.get("/deliveries", params={"status": "bogus"}).status_code == 400
+
+
+def test_event_times_before_1970_are_refused(client: TestClient, order_id: str) -> None:
+    sid = client.post("/sessions", json={"order_id": order_id}).json()["id"]
+    r = client.post(
+        f"/sessions/{sid}/events", json={"type": "check-in", "at": "0001-01-01T00:00:00+14:00"}
+    )
+    assert r.status_code == 400
+    assert any("at" in e for i in r.json()["issue"] for e in i.get("expression", []))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from ..domain.errors import NotFound
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/deliveries", tags=["deliveries"])
 async def read_deliveries(
     request: Request,
     status: Annotated[outbox.DeliveryStatus | None, Query()] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Any:
     """Deliveries, newest first, optionally only those in one status (e.g. ``dead``)."""
@@ -38,7 +38,9 @@ async def read_deliveries(
 
 
 @router.post("/{delivery_id}/retry", status_code=202, response_model=DeliveryView)
-async def retry_delivery(request: Request, delivery_id: int) -> Any:
+async def retry_delivery(
+    request: Request, delivery_id: Annotated[int, Path(ge=1, le=2**62)]
+) -> Any:
     """Queue a dead (or waiting) delivery to be sent now."""
     state = app_state(request)
 

@@ -103,7 +103,12 @@ def _parse_entry(index: int, raw: Any) -> Entry:
     if not isinstance(raw, dict):
         entry.error = ApiError.one(400, "structure", "entry must be an object", entry.where)
         return entry
-    req = raw.get("request") or {}
+    req = raw.get("request")
+    if not isinstance(req, dict):
+        entry.error = ApiError.one(
+            400, "structure", "request must be an object", f"{entry.where}.request"
+        )
+        return entry
     method = str(req.get("method") or "").upper()
     url = str(req.get("url") or "")
     entry.method = method
@@ -122,7 +127,15 @@ def _parse_entry(index: int, raw: Any) -> Entry:
         )
     elif method == "POST" and len(parts) == 1:
         entry.order_id = uuid.uuid4().hex
-        entry.if_none_exist = req.get("ifNoneExist")
+        condition = req.get("ifNoneExist")
+        if condition is not None and not isinstance(condition, str):
+            entry.error = ApiError.one(
+                400,
+                "structure",
+                "ifNoneExist must be a string",
+                f"{entry.where}.request.ifNoneExist",
+            )
+        entry.if_none_exist = condition if isinstance(condition, str) else None
     elif method in ("PUT", "DELETE", "GET") and len(parts) == 2 and ID_PATTERN.fullmatch(parts[1]):
         entry.order_id = parts[1]
     else:

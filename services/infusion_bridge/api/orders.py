@@ -103,7 +103,7 @@ async def read_orders(
     status: Annotated[str | None, Query(description="Order status, e.g. active")] = None,
     drug: Annotated[str | None, Query(description="Catalog key or RxNorm code")] = None,
     include_deleted: bool = False,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Any:
     """Cached orders, newest first."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
@@ -94,6 +94,13 @@ class SessionPage(BaseModel):
     offset: int
     limit: int
     items: list[SessionSummary]
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Query times without an offset are read as UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 def summary(row: SessionRow, deliveries: dict[str, list[str]]) -> SessionSummary:
@@ -204,12 +211,13 @@ async def read_sessions(
     drug: Annotated[str | None, Query(description="Catalog key, e.g. ocrelizumab")] = None,
     since: Annotated[datetime | None, Query(description="Started at or after")] = None,
     until: Annotated[datetime | None, Query(description="Started before")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Any:
     """Sessions, newest first."""
     engine = app_state(request).engine
     patient = patient_reference(patient) if patient else None
+    since, until = (as_utc(t) for t in (since, until))
 
     def load_page() -> SessionPage:
         with session_scope(engine) as session:

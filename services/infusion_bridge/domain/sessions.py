@@ -10,7 +10,7 @@ on; reactions from the infusion start on (also during observation). Pure: no I/O
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -46,7 +46,7 @@ DELIVERED_STATES = frozenset({SessionState.DISCHARGED, SessionState.STOPPED, Ses
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    at: datetime
+    at: datetime = Field(ge=datetime(1970, 1, 2, tzinfo=UTC))
     """When it happened (chair-side time, timezone-aware)."""
     by: str | None = None
     """Who documented it (nurse id or name)."""
