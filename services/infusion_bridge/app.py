@@ -27,11 +27,11 @@ from .api import (
 from .api.errors import install_error_handlers
 from .api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
 from .api.state import AppState
+from .clock import utcnow
 from .delivery.policy import RetryPolicy
 from .delivery.worker import DeliveryWorker
 from .domain.catalog import DrugCatalog, load_catalog
 from .ehr.client import EhrClient
-from .intake import utcnow
 from .logging import get_logger
 from .scheduler import periodic_sync
 from .settings import Settings, get_settings

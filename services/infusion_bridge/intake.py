@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
@@ -29,10 +29,6 @@ class PreparedOrder:
 
     order: InfusionOrder
     resource: Json
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def prepare_order(

@@ -18,9 +18,10 @@ from starlette.concurrency import run_in_threadpool
 
 from fhir_mappings.errors import MappingError
 
+from .clock import utcnow
 from .domain.catalog import DrugCatalog
 from .ehr.client import EhrClient
-from .intake import PreparedOrder, prepare_order, store_order, utcnow
+from .intake import PreparedOrder, prepare_order, store_order
 from .logging import get_logger
 from .store.db import session_scope, write_scope
 from .store.orders import get_checkpoint, set_checkpoint
@@ -90,11 +91,26 @@ async def sync_orders(
     return summary
 
 
+def _last_updated(resource: Json) -> tuple[datetime, str] | None:
+    """``meta.lastUpdated`` parsed (an instant always has an offset), or None if unusable."""
+    meta = resource.get("meta")
+    stamp = meta.get("lastUpdated") if isinstance(meta, dict) else None
+    if not isinstance(stamp, str):
+        return None
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (when, stamp) if when.tzinfo is not None else None
+
+
 def _apply_page(engine: Engine, catalog: DrugCatalog, page: Json, summary: SyncSummary) -> None:
     matches: list[Json] = []
     medications: dict[str, Json] = {}
     for entry in page.get("entry") or []:
-        resource = entry.get("resource") or {}
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict):
+            continue  # an EHR's odd entry must not stop the sync
         if resource.get("resourceType") == "MedicationRequest":
             matches.append(resource)
         elif resource.get("resourceType") == "Medication" and resource.get("id"):
@@ -104,11 +120,9 @@ def _apply_page(engine: Engine, catalog: DrugCatalog, page: Json, summary: SyncS
     prepared: list[PreparedOrder] = []
     newest: tuple[datetime, str] | None = None
     for resource in matches:
-        stamp = (resource.get("meta") or {}).get("lastUpdated")
-        if isinstance(stamp, str):
-            when = datetime.fromisoformat(stamp)
-            if newest is None or when > newest[0]:
-                newest = (when, stamp)
+        when = _last_updated(resource)
+        if when is not None and (newest is None or when[0] > newest[0]):
+            newest = when
         try:
             prepared.append(prepare_order(resource, catalog, medications=medications))
         except MappingError as exc:

@@ -162,3 +162,9 @@ def test_session_as_one_bundle(client: TestClient, finished: dict[str, Any]) -> 
     )
     assert client.get(f"/sessions/{finished['open']}/fhir").status_code == 404
     assert client.get("/sessions/nope/fhir").status_code == 404
+
+
+def test_far_future_search_date_is_a_400_not_a_crash(client: TestClient) -> None:
+    r = client.get("/fhir/Observation", params={"date": "9999-12-31"})
+    assert r.status_code == 400
+    assert r.json()["issue"][0]["expression"] == ["date"]

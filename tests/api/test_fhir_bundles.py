@@ -132,3 +132,51 @@ def test_bundle_type_and_shape_errors(client: TestClient) -> None:
     )
     assert r.status_code == 400
     assert r.json()["issue"][0]["expression"] == ["Bundle.entry[0].request"]
+
+
+def _tx(*entries: dict[str, Any]) -> dict[str, Any]:
+    return bundle("transaction", list(entries))
+
+
+def test_transaction_failing_while_writing_changes_nothing(client: TestClient) -> None:
+    put = {
+        "resource": medication_request(id="tx-good"),
+        "request": {"method": "PUT", "url": "MedicationRequest/tx-good"},
+    }
+    bad_condition = {
+        "resource": medication_request(),
+        "request": {"method": "POST", "url": "MedicationRequest", "ifNoneExist": "foo=bar"},
+    }
+    r = client.post("/fhir", json=_tx(put, bad_condition), headers=FHIR)
+    assert r.status_code == 400
+    assert r.json()["issue"][0]["expression"] == ["Bundle.entry[1].request.ifNoneExist"]
+    unknown = {"request": {"method": "GET", "url": "MedicationRequest/nobody"}}
+    r = client.post("/fhir", json=_tx(put, unknown), headers=FHIR)
+    assert r.status_code == 404
+    assert client.get("/fhir/MedicationRequest/tx-good").status_code == 404
+
+
+def test_conditional_create_in_a_transaction_links_premeds_to_the_existing_order(
+    client: TestClient,
+) -> None:
+    infusion = medication_request()
+    ident = infusion["identifier"][0]
+    first = client.post("/fhir/MedicationRequest", json=infusion, headers=FHIR).json()["id"]
+    urn = f"urn:uuid:{uuid.uuid4()}"
+    again = {
+        "fullUrl": urn,
+        "resource": infusion,
+        "request": {
+            "method": "POST",
+            "url": "MedicationRequest",
+            "ifNoneExist": f"identifier={ident['system']}|{ident['value']}",
+        },
+    }
+    r = client.post("/fhir", json=_tx(again, post_entry(premedication(urn))), headers=FHIR)
+    assert r.status_code == 200, r.text
+    statuses = [e["response"]["status"] for e in r.json()["entry"]]
+    assert statuses == ["200 OK", "201 Created"]
+    assert r.json()["entry"][0]["response"]["location"].startswith(f"MedicationRequest/{first}/")
+    view = client.get(f"/orders/{first}").json()
+    assert len(view["linked_orders"]) == 1
+    assert client.get("/orders").json()["total"] == 2

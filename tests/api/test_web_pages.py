@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services.infusion_bridge.intake import utcnow
+from services.infusion_bridge.clock import utcnow
 from services.infusion_bridge.store.db import session_scope
 from services.infusion_bridge.store.outbox import mark_dead
 from tests.factories import medication_request

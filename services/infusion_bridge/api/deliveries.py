@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from ..clock import utcnow
 from ..domain.errors import NotFound
-from ..intake import utcnow
 from ..store import outbox
 from ..store.db import session_scope, write_scope
 from .sessions import DeliveryView

@@ -17,20 +17,28 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from fhir_mappings.errors import MappingError
 from fhir_mappings.operation_outcome import Issue, operation_outcome
 
+from ..clock import utcnow
 from ..domain.catalog import DrugCatalog
-from ..intake import PreparedOrder, prepare_order, store_order, utcnow
-from ..store.db import write_scope
-from ..store.orders import Applied, find_by_identifier, get_order, mark_deleted
+from ..intake import PreparedOrder, prepare_order, store_order
+from ..store.db import session_scope, write_scope
+from ..store.orders import Applied, get_order, mark_deleted
 from ..store.tables import OrderRow
 from .errors import ApiError, fhir_response
 from .fhir_io import base_url, check_type, read_resource
-from .fhir_orders import ID_PATTERN, mapping_error, parse_if_none_exist, resolve_medications
+from .fhir_orders import (
+    ID_PATTERN,
+    find_existing,
+    mapping_error,
+    parse_if_none_exist,
+    resolve_medications,
+)
 from .state import app_state
 
 Json = dict[str, Any]
@@ -45,7 +53,7 @@ class Entry:
     method: str
     order_id: str | None = None
     resource: Json | None = None
-    if_none_exist: str | None = None
+    condition: tuple[str | None, str] | None = None
     prepared: PreparedOrder | None = None
     error: ApiError | None = None
     status: int = 200
@@ -73,6 +81,9 @@ async def process_bundle(request: Request) -> Response:
         raise ApiError.one(400, "structure", "Bundle.entry must be an array", "Bundle.entry")
     transaction = kind == "transaction"
     entries = [_parse_entry(i, e) for i, e in enumerate(raw_entries)]
+    conditional = [e for e in entries if e.error is None and e.condition is not None]
+    if conditional:
+        await run_in_threadpool(_match_conditions, state.engine, conditional)
     if transaction:
         _resolve_urns(entries, raw_entries)
     for entry in entries:
@@ -93,6 +104,11 @@ async def process_bundle(request: Request) -> Response:
             for entry in entries:
                 if entry.error is None:
                     _apply(session, entry, now)
+            failed = [e.error for e in entries if e.error is not None]
+            if transaction and failed:  # found while writing: undo it all (rolls back)
+                raise ApiError(
+                    max(f.status_code for f in failed), [i for f in failed for i in f.issues]
+                )
 
     await run_in_threadpool(write)
     return fhir_response(_response_bundle(request, kind, entries))
@@ -128,14 +144,18 @@ def _parse_entry(index: int, raw: Any) -> Entry:
     elif method == "POST" and len(parts) == 1:
         entry.order_id = uuid.uuid4().hex
         condition = req.get("ifNoneExist")
-        if condition is not None and not isinstance(condition, str):
-            entry.error = ApiError.one(
-                400,
-                "structure",
-                "ifNoneExist must be a string",
-                f"{entry.where}.request.ifNoneExist",
-            )
-        entry.if_none_exist = condition if isinstance(condition, str) else None
+        if condition is not None:
+            try:
+                if not isinstance(condition, str):
+                    raise ApiError.one(400, "structure", "ifNoneExist must be a string")
+                entry.condition = parse_if_none_exist(condition)
+            except ApiError as exc:
+                entry.error = ApiError.one(
+                    exc.status_code,
+                    exc.issues[0].code,
+                    exc.issues[0].diagnostics,
+                    f"{entry.where}.request.ifNoneExist",
+                )
     elif method in ("PUT", "DELETE", "GET") and len(parts) == 2 and ID_PATTERN.fullmatch(parts[1]):
         entry.order_id = parts[1]
     else:
@@ -216,6 +236,21 @@ def _prepare(
         return None
 
 
+def _match_conditions(engine: Engine, entries: list[Entry]) -> None:
+    """Give conditional creates that match an existing order that order's id, so that
+    ``urn:uuid`` references to them point at it (checked again while writing)."""
+    with session_scope(engine) as session:
+        for entry in entries:
+            assert entry.condition is not None
+            try:
+                existing = find_existing(session, entry.condition)
+            except ApiError as exc:
+                entry.error = exc
+                continue
+            if existing is not None:
+                entry.order_id = existing.id
+
+
 def _apply(session: Session, entry: Entry, now: Any) -> None:
     assert entry.order_id is not None
     if entry.method == "GET":
@@ -229,15 +264,14 @@ def _apply(session: Session, entry: Entry, now: Any) -> None:
         mark_deleted(session, entry.order_id, version_id=None, now=now)
         entry.status = 204
         return
-    if entry.if_none_exist:
+    if entry.condition is not None:
         try:
-            system, value = parse_if_none_exist(entry.if_none_exist)
+            existing = find_existing(session, entry.condition)
         except ApiError as exc:
             entry.error = exc
             return
-        matches = find_by_identifier(session, system, value)
-        if matches:
-            entry.row, entry.status = matches[0], 200
+        if existing is not None:
+            entry.row, entry.status = existing, 200
             return
     assert entry.prepared is not None
     result = store_order(session, entry.prepared, source="bundle", now=now)

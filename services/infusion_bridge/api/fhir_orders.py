@@ -12,15 +12,18 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from fhir_mappings.errors import MappingError
 from fhir_mappings.operation_outcome import Issue
 
+from ..clock import utcnow
 from ..ehr.errors import EhrClientError, EhrError
-from ..intake import prepare_order, remote_medication_refs, store_order, utcnow
+from ..intake import prepare_order, remote_medication_refs, store_order
 from ..store.db import session_scope, write_scope
 from ..store.orders import Applied, ApplyResult, find_by_identifier, get_order, mark_deleted
+from ..store.tables import OrderRow
 from .errors import ApiError, fhir_response
 from .fhir_io import read_resource, version_headers, write_response
 from .state import AppState, app_state
@@ -57,8 +60,17 @@ async def resolve_medications(state: AppState, resource: Json) -> dict[str, Json
 
 
 async def accept_order(
-    state: AppState, resource: Json, *, order_id: str, source: str
+    state: AppState,
+    resource: Json,
+    *,
+    order_id: str,
+    source: str,
+    if_none_exist: str | None = None,
 ) -> ApplyResult:
+    """Map and store one order. With ``if_none_exist`` an existing match is returned
+    instead (checked in the same write transaction, so concurrent retries cannot both
+    create)."""
+    condition = parse_if_none_exist(if_none_exist) if if_none_exist else None
     medications = await resolve_medications(state, resource)
 
     def work() -> ApplyResult:
@@ -69,9 +81,23 @@ async def accept_order(
         except MappingError as exc:
             raise mapping_error(exc) from exc
         with write_scope(state.engine) as session:
+            if condition is not None:
+                existing = find_existing(session, condition)
+                if existing is not None:
+                    return ApplyResult(Applied.MATCHED, existing)
             return store_order(session, prepared, source=source, now=utcnow())
 
     return await run_in_threadpool(work)
+
+
+def find_existing(session: Session, condition: tuple[str | None, str]) -> OrderRow | None:
+    """The order a conditional create matches: None, the one match, or 412 if several."""
+    matches = find_by_identifier(session, *condition)
+    if len(matches) > 1:
+        raise ApiError.one(
+            412, "duplicate", f"{len(matches)} orders match identifier {condition[1]!r}"
+        )
+    return matches[0] if matches else None
 
 
 def parse_if_none_exist(header: str) -> tuple[str | None, str]:
@@ -93,20 +119,15 @@ async def create_order(request: Request) -> Response:
     """Create an order (the server assigns the id); conditional with ``If-None-Exist``."""
     state = app_state(request)
     resource = await read_resource(request, "MedicationRequest")
-    condition = request.headers.get("if-none-exist")
-    if condition:
-        system, value = parse_if_none_exist(condition)
-
-        def lookup() -> list[Any]:
-            with session_scope(state.engine) as session:
-                return find_by_identifier(session, system, value)
-
-        matches = await run_in_threadpool(lookup)
-        if len(matches) > 1:
-            raise ApiError.one(412, "duplicate", f"{len(matches)} orders match {condition}")
-        if matches:
-            return write_response(request, matches[0], 200, "an order with that identifier exists")
-    result = await accept_order(state, resource, order_id=uuid.uuid4().hex, source=_source(request))
+    result = await accept_order(
+        state,
+        resource,
+        order_id=uuid.uuid4().hex,
+        source=_source(request),
+        if_none_exist=request.headers.get("if-none-exist"),
+    )
+    if result.outcome is Applied.MATCHED:
+        return write_response(request, result.row, 200, "an order with that identifier exists")
     return write_response(request, result.row, 201, "order created")
 
 

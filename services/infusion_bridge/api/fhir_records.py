@@ -64,7 +64,7 @@ def parse_date_param(name: str, raw: str) -> list[tuple[str, datetime]]:
                 "le": [("lt", end)],
             }[prefix]
         instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise ApiError.one(
             400, "invalid", f"{name}: {raw!r} is not a FHIR date or dateTime", name
         ) from exc

@@ -10,10 +10,10 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from ..chairside import record_event, start_session
+from ..clock import utcnow
 from ..domain.errors import NotFound
 from ..domain.orders import patient_reference
 from ..domain.sessions import SessionEvent
-from ..intake import utcnow
 from ..store.db import session_scope
 from ..store.fhir_resources import session_resources
 from ..store.orders import get_order

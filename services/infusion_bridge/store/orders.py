@@ -23,6 +23,7 @@ class Applied(StrEnum):
     UPDATED = "updated"
     UNCHANGED = "unchanged"  # the same id + version again: a no-op
     STALE = "stale"  # an older version than the cached one: ignored
+    MATCHED = "matched"  # a conditional create found this existing order
 
 
 @dataclass(frozen=True)
