@@ -67,8 +67,8 @@ def record_event(
     catalog: DrugCatalog,
     identifier_system: str,
     now: datetime,
-) -> tuple[SessionRow, bool]:
-    """Append one event; returns the row and whether a write-back was queued.
+) -> bool:
+    """Append one event; returns whether a write-back was queued.
 
     The event that finishes a session also, in the same transaction, builds the FHIR
     Bundle once, queues it in the outbox, and keeps its resources for the ``/fhir`` reads.
@@ -104,9 +104,7 @@ def record_event(
                 raise DomainError(f"the session cannot be written as FHIR: {exc}") from exc
             outbox.enqueue(session, session_id, payload=bundle, now=now)
             store_resources(session, session_id, updated.patient, local_resources(bundle))
-        session.flush()
-        session.refresh(row)
-        return row, queued
+        return queued
 
 
 def _check_drugs(event: SessionEvent, current: InfusionSession, catalog: DrugCatalog) -> None:

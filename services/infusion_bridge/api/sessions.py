@@ -182,7 +182,7 @@ async def add_event(
 ) -> Any:
     """Record one event (``type`` says which); 409 if the session's state does not allow it."""
     state = app_state(request)
-    _, queued = await run_in_threadpool(
+    queued = await run_in_threadpool(
         lambda: record_event(
             state.engine,
             session_id,
