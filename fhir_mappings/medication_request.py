@@ -50,6 +50,8 @@ __all__ = ["order_from_fhir", "order_to_fhir"]
 MR: Final = "MedicationRequest"
 DOSAGE: Final = f"{MR}.dosageInstruction[0]"
 DOSE: Final = f"{DOSAGE}.doseAndRate[0].doseQuantity"
+IMPLAUSIBLE_DOSE_FACTOR: Final = 10
+"""A dose above this many times the catalog's typical high dose is refused as a likely typo."""
 ROUTE: Final = f"{DOSAGE}.route"
 TIMING: Final = f"{DOSAGE}.timing"
 REPEAT: Final = f"{TIMING}.repeat"
@@ -418,6 +420,17 @@ class _Reader:
                 DOSE,
             )
             ok = False
+        elif entry is not None and quantity.value is not None:
+            typical = entry.typical_dose
+            limit = typical.high * IMPLAUSIBLE_DOSE_FACTOR if typical else None
+            if typical and unit == typical.unit and limit and quantity.value > limit:
+                self.issue(
+                    "business-rule",
+                    f"a {entry.name} dose of {quantity.value} {unit} is implausible "
+                    f"(more than {IMPLAUSIBLE_DOSE_FACTOR}x the typical {typical.high:g} {unit})",
+                    DOSE,
+                )
+                ok = False
         if not ok:
             return None
         assert unit is not None

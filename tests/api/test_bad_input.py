@@ -191,3 +191,14 @@ def test_odd_inputs_never_give_500(
     assert r.status_code < 500, r.text
     if r.status_code == 200 and r.json().get("type") == "batch-response":
         assert r.json()["entry"][0]["response"]["status"].startswith("400")
+
+
+def test_implausible_dose_is_refused(client: TestClient) -> None:
+    body = medication_request()
+    dose(body)["value"] = 60_000  # 100x the 600 mg dose: a typo, not an order
+    r = client.post("/fhir/MedicationRequest", json=body, headers=FHIR)
+    assert r.status_code == 422
+    issue = r.json()["issue"][0]
+    assert issue["code"] == "business-rule"
+    assert "implausible" in issue["diagnostics"]
+    assert client.get("/orders").json()["total"] == 0

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fhir_mappings import codes
-from fhir_mappings.medication_request import order_from_fhir, order_to_fhir
+from fhir_mappings.medication_request import IMPLAUSIBLE_DOSE_FACTOR, order_from_fhir, order_to_fhir
 from services.infusion_bridge.domain.catalog import DrugEntry, Role, load_catalog
 from services.infusion_bridge.domain.orders import (
     Identifier,
@@ -57,6 +57,22 @@ date_only = st.dates(min_value=date(2000, 1, 1), max_value=date(2040, 12, 31)).m
 )
 date_times = st.one_of(instants, date_only)
 positive = st.floats(min_value=0.001, max_value=5000, allow_nan=False, allow_infinity=False)
+
+
+def plausible_doses(entry: DrugEntry) -> st.SearchStrategy[Quantity]:
+    """Doses in the drug's units, up to the mapper's implausibility limit."""
+
+    def in_unit(unit: str) -> st.SearchStrategy[Quantity]:
+        typical = entry.typical_dose
+        top = 5000.0
+        if typical is not None and typical.unit == unit:
+            top = typical.high * IMPLAUSIBLE_DOSE_FACTOR
+        values = st.floats(min_value=0.001, max_value=top, allow_nan=False, allow_infinity=False)
+        return values.map(lambda v: Quantity(value=v, unit=unit))
+
+    return st.sampled_from(entry.dose_units).flatmap(in_unit)
+
+
 time_units = st.sampled_from(["s", "min", "h", "d", "wk", "mo", "a"])
 references = st.builds(
     lambda t, i: f"{t}/{i}",
@@ -147,7 +163,7 @@ def orders(draw: st.DrawFn) -> InfusionOrder:
         patient=f"Patient/{draw(fhir_ids)}",
         drug=entry.to_drug(code, role),
         role=role,
-        dose=Quantity(value=draw(positive), unit=draw(st.sampled_from(entry.dose_units))),
+        dose=draw(plausible_doses(entry)),
         body_surface_area_m2=draw(
             st.none() | st.floats(0.5, 3.0, allow_nan=False, allow_infinity=False)
         ),
