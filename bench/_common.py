@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from tests.sandbox import Sandbox
+from sandbox.hapi_server import HapiSandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 FHIR_JSON = "application/fhir+json"
@@ -283,7 +283,7 @@ async def bounded_gather(
 # ------------------------------------------------------------------------------------------
 
 
-class Hapi(Sandbox):
+class Hapi(HapiSandbox):
     """The benchmarks' HAPI: H2 in memory, log in $TMPDIR, no $validate warm-up; reused
     when one already answers on the port, else started here (and stopped at the end)."""
 
@@ -319,7 +319,7 @@ class Hapi(Sandbox):
 
 async def warm_up_hapi(client: httpx.AsyncClient, patient_ref: str, rounds: int = 30) -> None:
     """A few writes and reads so HAPI's JIT and caches are past their first-call costs."""
-    from tests.factories import medication_request
+    from harness.fhir_payloads import medication_request
 
     for _ in range(rounds):
         body = medication_request(subject={"reference": patient_ref}, requester=None)

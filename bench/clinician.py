@@ -24,13 +24,13 @@ from pydantic import TypeAdapter
 
 from bench._common import Hapi, LoadResult, Service, machine_note, remove_scratch, run_load, say
 from fhir_mappings.medication_request import order_from_fhir
+from harness.fhir_payloads import medication_request
+from harness.timelines import completed_timeline
 from services.infusion_bridge.chairside import record_event, start_session
 from services.infusion_bridge.domain.catalog import load_catalog
 from services.infusion_bridge.domain.sessions import SessionEvent
 from services.infusion_bridge.intake import PreparedOrder, store_order
 from services.infusion_bridge.store.db import make_engine, migrate, write_scope
-from tests.factories import medication_request
-from tests.sessions import completed_timeline
 
 AIM_MS = 100.0
 NEEDS_HAPI = False  # reads never reach the EHR

@@ -43,8 +43,8 @@ from bench._common import (
     say,
 )
 from fhir_mappings.medication_request import order_from_fhir
+from harness.fhir_payloads import medication_request
 from services.infusion_bridge.domain.catalog import load_catalog
-from tests.factories import medication_request
 
 AIM_RATIO = 3.0
 AIM_P99_MS = 50.0

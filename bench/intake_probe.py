@@ -26,10 +26,10 @@ import orjson
 
 import services.infusion_bridge.api.fhir_orders as fhir_orders
 from bench._common import machine_note, percentile, remove_scratch, say
+from harness.fhir_payloads import medication_request
 from services.infusion_bridge.app import create_app
 from services.infusion_bridge.logging import configure_logging
 from services.infusion_bridge.settings import Settings
-from tests.factories import medication_request
 
 
 def _timed(fn: Callable[..., Any], sink: list[float]) -> Callable[..., Any]:

@@ -29,8 +29,8 @@ from bench._common import (
     run_load,
     say,
 )
-from tests.factories import medication_request
-from tests.sessions import completed_timeline, start_of_yesterday
+from harness.fhir_payloads import medication_request
+from harness.timelines import completed_timeline, start_of_yesterday
 
 NEEDS_HAPI = False
 FHIR = {"Content-Type": "application/fhir+json"}

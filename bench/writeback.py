@@ -52,12 +52,12 @@ from bench._common import (
     run_load,
     say,
 )
+from harness.fhir_payloads import medication_request
+from harness.timelines import completed_timeline, start_of_yesterday
 from services.infusion_bridge.delivery.bundle import build_session_bundle
 from services.infusion_bridge.domain.catalog import load_catalog
 from services.infusion_bridge.store.db import make_engine, session_scope
 from services.infusion_bridge.store.sessions import get_session_row, load
-from tests.factories import medication_request
-from tests.sessions import completed_timeline, start_of_yesterday
 
 AIM_OVERHEAD_PCT = 10.0
 WORKER_CONCURRENCY = 4  # INFUSION_DELIVERY_CONCURRENCY default

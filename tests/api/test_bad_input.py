@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from harness.fhir_payloads import RXNORM, SNOMED, UCUM, dose, medication_request
 from services.infusion_bridge.app import create_app
 from services.infusion_bridge.domain.catalog import DEFAULT_CATALOG_PATH
 from services.infusion_bridge.settings import Settings
-from tests.factories import RXNORM, SNOMED, UCUM, dose, medication_request
 
 FHIR = {"Content-Type": "application/fhir+json"}
 
@@ -137,7 +137,7 @@ def test_oversized_body_is_413_and_not_stored(settings: Settings) -> None:
 
 
 def test_premedication_may_be_oral(client: TestClient) -> None:
-    from tests.factories import premedication
+    from harness.fhir_payloads import premedication
 
     body = premedication(
         "MedicationRequest/x", rxnorm="161", display="acetaminophen", dose_mg=650, route="26643006"

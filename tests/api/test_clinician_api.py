@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.factories import medication_request
-from tests.sessions import completed_timeline, run_session, ts
+from harness.fhir_payloads import medication_request
+from harness.timelines import completed_timeline, run_session, ts
 
 FHIR = {"Content-Type": "application/fhir+json"}
 DAY1 = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.factories import dose, medication_request, premedication
+from harness.fhir_payloads import dose, medication_request, premedication
 
 FHIR = {"Content-Type": "application/fhir+json"}
 

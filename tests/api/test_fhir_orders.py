@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.factories import medication_request
+from harness.fhir_payloads import medication_request
 
 FHIR = {"Content-Type": "application/fhir+json"}
 

@@ -6,10 +6,10 @@ import respx
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from harness.fhir_payloads import medication_request
 from services.infusion_bridge.app import create_app
 from services.infusion_bridge.settings import Settings
 from tests.conftest import FAKE_EHR
-from tests.factories import medication_request
 
 FHIR = {"Content-Type": "application/fhir+json"}
 

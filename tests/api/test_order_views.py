@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.factories import RXNORM, medication_request, premedication
+from harness.fhir_payloads import RXNORM, medication_request, premedication
 
 FHIR = {"Content-Type": "application/fhir+json"}
 

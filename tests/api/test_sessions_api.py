@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.factories import medication_request
-from tests.sessions import completed_timeline, run_session, start_of_yesterday, ts
+from harness.fhir_payloads import medication_request
+from harness.timelines import completed_timeline, run_session, start_of_yesterday, ts
 
 FHIR = {"Content-Type": "application/fhir+json"}
 

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from harness.fhir_payloads import medication_request
+from harness.timelines import completed_timeline, run_session, start_of_yesterday, ts
 from services.infusion_bridge.clock import utcnow
 from services.infusion_bridge.store.db import session_scope
 from services.infusion_bridge.store.outbox import mark_dead
-from tests.factories import medication_request
-from tests.sessions import completed_timeline, run_session, start_of_yesterday, ts
 
 FHIR = {"Content-Type": "application/fhir+json"}
 MARKERS = ["infusion-start", "rate-change", "infusion-end", "discharge"]

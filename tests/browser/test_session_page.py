@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.fhir_payloads import medication_request
+from harness.live_service import running_service
+from harness.timelines import completed_timeline, run_session, start_of_yesterday, ts
 from services.infusion_bridge.settings import Settings
-from tests.factories import medication_request
-from tests.live_service import running_service
-from tests.sessions import completed_timeline, run_session, start_of_yesterday, ts
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.sandbox import Sandbox
+from sandbox.hapi_server import HapiSandbox
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -24,8 +24,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def sandbox() -> Iterator[Sandbox]:
-    box = Sandbox(port=int(os.environ.get("INFUSION_TEST_HAPI_PORT", "8081")))
+def sandbox() -> Iterator[HapiSandbox]:
+    box = HapiSandbox(port=int(os.environ.get("INFUSION_TEST_HAPI_PORT", "8081")))
     if not box.is_up():
         box.wipe()
         started = time.monotonic()
@@ -38,7 +38,7 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def fhir(sandbox: Sandbox) -> Iterator[httpx.Client]:
+def fhir(sandbox: HapiSandbox) -> Iterator[httpx.Client]:
     """A plain FHIR JSON client on the sandbox, for arranging and checking state."""
     if not sandbox.is_up():  # a disruptive test stopped it: bring it back
         sandbox.start()

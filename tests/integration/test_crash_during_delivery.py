@@ -14,13 +14,13 @@ from pathlib import Path
 
 import httpx
 
+from harness.ehr_state import SYSTEM, count, ehr_order, ehr_patient, wait_delivered
+from harness.live_service import free_port
+from harness.slow_proxy import slow_proxy
+from harness.timelines import completed_timeline, run_session, start_of_yesterday
+from sandbox.hapi_server import HapiSandbox
 from services.infusion_bridge.store.db import make_engine, session_scope
 from services.infusion_bridge.store.outbox import list_deliveries
-from tests.ehr_fixtures import SYSTEM, count, ehr_order, ehr_patient, wait_delivered
-from tests.live_service import free_port
-from tests.sandbox import Sandbox
-from tests.sessions import completed_timeline, run_session, start_of_yesterday
-from tests.slow_proxy import slow_proxy
 
 SESSIONS = 3
 
@@ -67,7 +67,7 @@ def service_process(
 
 
 def test_sigkill_mid_delivery_then_restart_delivers_each_resource_once(
-    fhir: httpx.Client, sandbox: Sandbox, tmp_path: Path
+    fhir: httpx.Client, sandbox: HapiSandbox, tmp_path: Path
 ) -> None:
     db, log = tmp_path / "store.db", tmp_path / "service.log"
     patient = ehr_patient(fhir)

@@ -7,14 +7,14 @@ import asyncio
 import pytest
 from fastapi.testclient import TestClient
 
+from sandbox.hapi_server import HapiSandbox
 from services.infusion_bridge.app import create_app
 from services.infusion_bridge.ehr.client import EhrClient
 from services.infusion_bridge.ehr.errors import EhrClientError, EhrUnavailable
 from services.infusion_bridge.settings import Settings
-from tests.sandbox import Sandbox
 
 
-def test_client_reads_metadata_and_reports_404_with_outcome(sandbox: Sandbox) -> None:
+def test_client_reads_metadata_and_reports_404_with_outcome(sandbox: HapiSandbox) -> None:
     async def scenario() -> None:
         async with EhrClient(sandbox.base_url) as ehr:
             meta = await ehr.metadata()
@@ -29,7 +29,7 @@ def test_client_reads_metadata_and_reports_404_with_outcome(sandbox: Sandbox) ->
 
 
 @pytest.mark.disruptive
-def test_ready_turns_503_when_the_sandbox_stops(sandbox: Sandbox, tmp_path) -> None:
+def test_ready_turns_503_when_the_sandbox_stops(sandbox: HapiSandbox, tmp_path) -> None:
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'store.db'}",
         ehr_base_url=sandbox.base_url,

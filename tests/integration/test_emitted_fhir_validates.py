@@ -11,10 +11,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from harness.fhir_payloads import dose, medication_request, premedication
+from harness.timelines import completed_timeline, run_session
 from services.infusion_bridge.app import create_app
 from services.infusion_bridge.settings import Settings
-from tests.factories import dose, medication_request, premedication
-from tests.sessions import completed_timeline, run_session
 
 FHIR = {"Content-Type": "application/fhir+json"}
 

@@ -11,20 +11,20 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from harness.fhir_payloads import medication_request
+from harness.live_service import running_service
+from sandbox.hapi_server import HapiSandbox
 from services.infusion_bridge.domain.catalog import load_catalog
 from services.infusion_bridge.ehr.client import EhrClient
 from services.infusion_bridge.settings import Settings
 from services.infusion_bridge.store.db import make_engine, migrate, session_scope
 from services.infusion_bridge.store.orders import get_checkpoint, list_orders
 from services.infusion_bridge.sync import CHECKPOINT, SyncSummary, sync_orders
-from tests.factories import medication_request
-from tests.live_service import running_service
-from tests.sandbox import Sandbox
 
 SEND_DELETES = "http://hapifhir.io/fhir/StructureDefinition/subscription-send-delete-messages"
 
 
-def _settings(tmp_path: Path, sandbox: Sandbox, **extra: Any) -> Settings:
+def _settings(tmp_path: Path, sandbox: HapiSandbox, **extra: Any) -> Settings:
     return Settings(
         database_url=f"sqlite:///{tmp_path / 'store.db'}",
         ehr_base_url=sandbox.base_url,
@@ -52,7 +52,7 @@ def _poll(fn: Any, timeout: float = 30) -> Any:
 
 
 def test_rest_hook_subscription_keeps_the_cache_current(
-    fhir: httpx.Client, sandbox: Sandbox, tmp_path: Path
+    fhir: httpx.Client, sandbox: HapiSandbox, tmp_path: Path
 ) -> None:
     patient = _patient(fhir)
     settings = _settings(tmp_path, sandbox, hook_secret=SecretStr("hook-s3cret"))
@@ -112,7 +112,7 @@ class _Interrupted(Exception):
 
 
 def test_pull_sync_of_many_orders_across_pages_interrupted_and_resumed(
-    fhir: httpx.Client, sandbox: Sandbox, tmp_path: Path
+    fhir: httpx.Client, sandbox: HapiSandbox, tmp_path: Path
 ) -> None:
     patient = _patient(fhir)
     total = 520

@@ -12,13 +12,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
+from harness.fhir_payloads import medication_request
+from harness.postgres import postgres_server
+from harness.timelines import completed_timeline, run_session
 from services.infusion_bridge.app import create_app
 from services.infusion_bridge.settings import Settings
 from services.infusion_bridge.store import outbox
 from services.infusion_bridge.store.db import make_engine, migrate, session_scope
-from tests.factories import medication_request
-from tests.postgres import postgres_server
-from tests.sessions import completed_timeline, run_session
 
 FHIR = {"Content-Type": "application/fhir+json"}
 DAY = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)

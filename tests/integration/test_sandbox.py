@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.receiver import start_receiver
+from harness.receiver import start_receiver
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 

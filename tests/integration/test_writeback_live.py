@@ -11,19 +11,19 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from harness.ehr_state import SYSTEM, count, ehr_order, ehr_patient, wait_delivered
+from harness.live_service import running_service
+from harness.timelines import completed_timeline, run_session, start_of_yesterday
+from sandbox.hapi_server import HapiSandbox
 from services.infusion_bridge.settings import Settings
 from services.infusion_bridge.store.db import make_engine, session_scope
 from services.infusion_bridge.store.tables import OutboxRow
-from tests.ehr_fixtures import SYSTEM, count, ehr_order, ehr_patient, wait_delivered
-from tests.live_service import running_service
-from tests.sandbox import Sandbox
-from tests.sessions import completed_timeline, run_session, start_of_yesterday
 
 VITALS_EVENTS = 3
 OBSERVATIONS_PER_VITALS = 5  # BP panel, heart rate, respiratory rate, temperature, SpO2
 
 
-def _settings(tmp_path: Path, sandbox: Sandbox, **extra: Any) -> Settings:
+def _settings(tmp_path: Path, sandbox: HapiSandbox, **extra: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": f"sqlite:///{tmp_path / 'store.db'}",
         "ehr_base_url": sandbox.base_url,
@@ -45,7 +45,7 @@ def _expect_one_copy(fhir: httpx.Client, session_id: str, patient: str) -> None:
 
 
 def test_completed_session_lands_in_the_ehr_searchable_by_patient(
-    fhir: httpx.Client, sandbox: Sandbox, tmp_path: Path
+    fhir: httpx.Client, sandbox: HapiSandbox, tmp_path: Path
 ) -> None:
     patient = ehr_patient(fhir)
     with running_service(_settings(tmp_path, sandbox)) as url, httpx.Client(base_url=url) as svc:
@@ -74,7 +74,7 @@ def test_completed_session_lands_in_the_ehr_searchable_by_patient(
 
 
 def test_delivering_the_same_session_twice_leaves_one_copy(
-    fhir: httpx.Client, sandbox: Sandbox, tmp_path: Path
+    fhir: httpx.Client, sandbox: HapiSandbox, tmp_path: Path
 ) -> None:
     patient = ehr_patient(fhir)
     settings = _settings(tmp_path, sandbox)
@@ -103,7 +103,7 @@ def test_delivering_the_same_session_twice_leaves_one_copy(
 
 
 def test_ehr_refusal_goes_to_dead_letter_and_a_retry_after_the_fix_delivers(
-    fhir: httpx.Client, sandbox: Sandbox, tmp_path: Path
+    fhir: httpx.Client, sandbox: HapiSandbox, tmp_path: Path
 ) -> None:
     real_patient = ehr_patient(fhir)
     with running_service(_settings(tmp_path, sandbox)) as url, httpx.Client(base_url=url) as svc:
@@ -136,7 +136,7 @@ def test_ehr_refusal_goes_to_dead_letter_and_a_retry_after_the_fix_delivers(
 
 @pytest.mark.disruptive
 def test_sessions_completed_while_the_ehr_is_down_are_all_delivered_after_it_returns(
-    fhir: httpx.Client, sandbox: Sandbox, tmp_path: Path
+    fhir: httpx.Client, sandbox: HapiSandbox, tmp_path: Path
 ) -> None:
     patient = ehr_patient(fhir)
     with (

@@ -14,6 +14,8 @@ from pydantic import TypeAdapter
 from sqlalchemy.engine import Engine
 
 from fhir_mappings.medication_request import order_from_fhir
+from harness.fhir_payloads import medication_request
+from harness.timelines import completed_timeline, start_of_yesterday
 from services.infusion_bridge.chairside import record_event, start_session
 from services.infusion_bridge.delivery.policy import RetryPolicy
 from services.infusion_bridge.delivery.worker import DeliveryWorker
@@ -24,8 +26,6 @@ from services.infusion_bridge.intake import PreparedOrder, store_order
 from services.infusion_bridge.store import outbox
 from services.infusion_bridge.store.db import make_engine, migrate, session_scope
 from services.infusion_bridge.store.tables import OutboxRow
-from tests.factories import medication_request
-from tests.sessions import completed_timeline, start_of_yesterday
 
 BASE = "http://ehr.test/fhir"
 OUTCOME = {

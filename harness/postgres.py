@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.live_service import free_port
+from harness.live_service import free_port
 
 
 def _bin(name: str) -> str:

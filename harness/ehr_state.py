@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.factories import medication_request
+from harness.fhir_payloads import medication_request
 
 SYSTEM = "urn:infusion-bridge:resource"  # the service's default identifier system
 

@@ -1,4 +1,4 @@
-"""Drive the HAPI FHIR sandbox (sandbox/hapi/sandbox.sh) from tests and benchmarks."""
+"""Drive the HAPI FHIR sandbox (``sandbox/hapi/sandbox.sh``) from tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ SCRIPT = ROOT / "sandbox" / "hapi" / "sandbox.sh"
 
 
 @dataclass
-class Sandbox:
+class HapiSandbox:
     """One HAPI server on ``port``; ``started_here`` says whether we must stop it.
 
     ``on_disk`` keeps H2 in files, so a stopped and restarted sandbox still has its data
