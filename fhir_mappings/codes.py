@@ -4,6 +4,20 @@ from __future__ import annotations
 
 from typing import Final
 
+from services.infusion_bridge.domain.order_rules import (
+    INTRAVENOUS_ROUTES as INTRAVENOUS_ROUTES,
+)
+from services.infusion_bridge.domain.order_rules import (
+    PREMEDICATION_ROUTES as PREMEDICATION_ROUTES,
+)
+from services.infusion_bridge.domain.order_rules import (
+    ROUTE_INTRAVENOUS as ROUTE_INTRAVENOUS,
+)
+from services.infusion_bridge.domain.order_rules import (
+    ROUTE_INTRAVENOUS_ALT as ROUTE_INTRAVENOUS_ALT,
+)
+from services.infusion_bridge.domain.order_rules import ROUTE_ORAL as ROUTE_ORAL
+
 # --- Code systems -------------------------------------------------------------------------------
 RXNORM: Final = "http://www.nlm.nih.gov/research/umls/rxnorm"
 SNOMED: Final = "http://snomed.info/sct"
@@ -46,14 +60,7 @@ UNITS_OF_TIME: Final = frozenset({"s", "min", "h", "d", "wk", "mo", "a"})
 """R4 ``units-of-time`` (Timing.repeat.periodUnit / durationUnit)."""
 
 # --- SNOMED CT routes ---------------------------------------------------------------------------
-ROUTE_INTRAVENOUS: Final = "47625008"
-"""Intravenous route (qualifier value)."""
-ROUTE_INTRAVENOUS_ALT: Final = "255560000"
-"""Intravenous (qualifier value); seen in HL7 examples."""
-ROUTE_ORAL: Final = "26643006"
-"""Oral route."""
-INTRAVENOUS_ROUTES: Final = frozenset({ROUTE_INTRAVENOUS, ROUTE_INTRAVENOUS_ALT})
-PREMEDICATION_ROUTES: Final = INTRAVENOUS_ROUTES | {ROUTE_ORAL}
+# The route code sets are the domain's (the order rules decide on them); re-exported here.
 ROUTE_DISPLAYS: Final = {
     ROUTE_INTRAVENOUS: "Intravenous route",
     ROUTE_INTRAVENOUS_ALT: "Intravenous",

@@ -2,7 +2,7 @@
 
 One for the infusion (status from the session's final state, the effective period, the pump
 rate steps as dosage text, notes for reactions and early discharge) and one per premedication.
-Resources carry no ``id`` nor ``identifier``: :mod:`fhir_mappings.session_bundle` adds those
+Resources carry no ``id`` nor ``identifier``: :mod:`fhir_mappings.writeback_bundle` adds those
 and the Bundle plumbing.
 """
 

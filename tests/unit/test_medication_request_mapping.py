@@ -1,4 +1,9 @@
-"""FHIR R4 MedicationRequest -> InfusionOrder: the order corpus and the error cases."""
+"""FHIR R4 MedicationRequest -> InfusionOrder: the order corpus and the error cases.
+
+The mapper reads structure and codings (``order_from_fhir`` refuses with a MappingError); the
+business rules are ``check_order``, reported at the same FHIRPaths by ``violations_to_issues``
+(``expect_violation``). Rules on orders built without FHIR: ``test_order_rules.py``.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,14 @@ from fhir.resources.R4B.medicationrequest import MedicationRequest
 
 from fhir_mappings import codes
 from fhir_mappings.errors import MappingError
-from fhir_mappings.medication_request import order_from_fhir, order_to_fhir
+from fhir_mappings.medication_request import (
+    order_from_fhir,
+    order_to_fhir,
+    violations_to_issues,
+)
+from fhir_mappings.operation_outcome import Issue
 from services.infusion_bridge.domain.catalog import DrugCatalog, load_catalog
+from services.infusion_bridge.domain.order_rules import check_order
 from services.infusion_bridge.domain.orders import (
     Identifier,
     InfusionOrder,
@@ -55,7 +66,7 @@ def catalog() -> DrugCatalog:
 
 
 def map_file(name: str, catalog: DrugCatalog) -> InfusionOrder:
-    return order_from_fhir(load(name), catalog, remote_medications())
+    return order_from_fhir(load(name), catalog, medications=remote_medications())
 
 
 def test_corpus_is_complete() -> None:
@@ -271,6 +282,11 @@ def test_corpus_maps_to_expected_order(name: str, catalog: DrugCatalog) -> None:
     EXPECTED[name](map_file(name, catalog))
 
 
+@pytest.mark.parametrize("name", CORPUS)
+def test_corpus_orders_meet_the_order_rules(name: str, catalog: DrugCatalog) -> None:
+    assert check_order(map_file(name, catalog), catalog) == []
+
+
 def test_premedication_group_shares_group_identifier(catalog: DrugCatalog) -> None:
     names = [
         "ocrelizumab-maintenance-600mg.json",
@@ -291,7 +307,9 @@ def test_remote_medication_matched_by_absolute_url(catalog: DrugCatalog) -> None
     data["medicationReference"]["reference"] = (
         "https://ehr.example-hospital.org/fhir/Medication/tysabri-300mg-15ml"
     )
-    assert order_from_fhir(data, catalog, remote_medications()).drug.key == "natalizumab"
+    assert (
+        order_from_fhir(data, catalog, medications=remote_medications()).drug.key == "natalizumab"
+    )
 
 
 def test_contained_medication_coded_only_by_ingredient_product_code(
@@ -309,7 +327,7 @@ def test_hapi_style_resource_with_text_meta_source_and_tags(catalog: DrugCatalog
     assert data["meta"]["source"]
     assert data["meta"]["tag"]
     assert data["text"]["div"]
-    assert order_from_fhir(data, catalog, remote_medications()).version_id == 7
+    assert order_from_fhir(data, catalog, medications=remote_medications()).version_id == 7
 
 
 def test_partial_dates_are_read_as_first_day_utc(catalog: DrugCatalog) -> None:
@@ -377,6 +395,16 @@ def expect_error(
     found = [(i.code, e) for i in info.value.issues for e in i.expression]
     assert (code, expression) in found, found
     return info.value
+
+
+def expect_violation(data: Any, catalog: DrugCatalog, *, code: str, expression: str) -> list[Issue]:
+    """The resource maps (its structure is fine) but the order breaks a rule, reported as
+    ``code`` at ``expression``, the FHIRPath the mapper itself reported before the split."""
+    order = order_from_fhir(data, catalog)
+    issues = violations_to_issues(check_order(order, catalog))
+    found = [(i.code, e) for i in issues for e in i.expression]
+    assert (code, expression) in found, found
+    return issues
 
 
 def base() -> dict[str, Any]:
@@ -506,14 +534,31 @@ def test_missing_dosage_instruction(catalog: DrugCatalog) -> None:
 def test_dose_not_positive(value: int, catalog: DrugCatalog) -> None:
     data = base()
     dose_of(data)["value"] = value
-    expect_error(data, catalog, code="value", expression=DOSE)
+    (issue,) = expect_violation(data, catalog, code="value", expression=DOSE)
+    assert issue.diagnostics == f"the dose must be > 0 (got {value})"
 
 
 @pytest.mark.parametrize("unit", ["mg/m2", "mL", "mg/kg", "g"])
 def test_dose_unit_not_fitting_the_drug(unit: str, catalog: DrugCatalog) -> None:
     data = base()
     dose_of(data).update({"unit": unit, "code": unit})
-    expect_error(data, catalog, code="code-invalid", expression=DOSE)
+    (issue,) = expect_violation(data, catalog, code="code-invalid", expression=DOSE)
+    assert issue.diagnostics == (f"a ocrelizumab dose cannot be given in {unit!r} (allowed: mg)")
+
+
+def test_implausible_dose(catalog: DrugCatalog) -> None:
+    data = base()
+    dose_of(data)["value"] = 60_000  # 100x the 600 mg dose: a typo, not an order
+    (issue,) = expect_violation(data, catalog, code="business-rule", expression=DOSE)
+    assert issue.diagnostics == (
+        "a ocrelizumab dose of 60000 mg is implausible (more than 10x the typical 600 mg)"
+    )
+
+
+def test_dose_just_under_the_implausibility_limit_is_accepted(catalog: DrugCatalog) -> None:
+    data = base()
+    dose_of(data)["value"] = 6000
+    assert check_order(order_from_fhir(data, catalog), catalog) == []
 
 
 def test_dose_unit_not_ucum(catalog: DrugCatalog) -> None:
@@ -527,13 +572,13 @@ def test_non_iv_route_for_infusion_drug(catalog: DrugCatalog) -> None:
     data["dosageInstruction"][0]["route"] = {
         "coding": [{"system": codes.SNOMED, "code": codes.ROUTE_ORAL, "display": "Oral route"}]
     }
-    expect_error(data, catalog, code="business-rule", expression=ROUTE)
+    expect_violation(data, catalog, code="business-rule", expression=ROUTE)
 
 
 def test_missing_route_for_infusion_drug(catalog: DrugCatalog) -> None:
     data = base()
     del data["dosageInstruction"][0]["route"]
-    expect_error(data, catalog, code="business-rule", expression=ROUTE)
+    expect_violation(data, catalog, code="business-rule", expression=ROUTE)
 
 
 def test_premedication_by_unsupported_route(catalog: DrugCatalog) -> None:
@@ -541,13 +586,15 @@ def test_premedication_by_unsupported_route(catalog: DrugCatalog) -> None:
     data["dosageInstruction"][0]["route"] = {
         "coding": [{"system": codes.SNOMED, "code": "78421000", "display": "Intramuscular"}]
     }
-    expect_error(data, catalog, code="business-rule", expression=ROUTE)
+    expect_violation(data, catalog, code="business-rule", expression=ROUTE)
 
 
 def test_premedication_without_route_is_accepted(catalog: DrugCatalog) -> None:
     data = load("premed-cetirizine-oral.json")
     del data["dosageInstruction"][0]["route"]
-    assert order_from_fhir(data, catalog).route_code is None
+    order = order_from_fhir(data, catalog)
+    assert order.route_code is None
+    assert check_order(order, catalog) == []
 
 
 def test_methylprednisolone_without_based_on_must_be_iv(catalog: DrugCatalog) -> None:
@@ -556,7 +603,7 @@ def test_methylprednisolone_without_based_on_must_be_iv(catalog: DrugCatalog) ->
     data["dosageInstruction"][0]["route"] = {
         "coding": [{"system": codes.SNOMED, "code": codes.ROUTE_ORAL}]
     }
-    expect_error(data, catalog, code="business-rule", expression=ROUTE)
+    expect_violation(data, catalog, code="business-rule", expression=ROUTE)
 
 
 def test_bad_status_code(catalog: DrugCatalog) -> None:
@@ -614,18 +661,58 @@ def test_several_problems_reported_together(catalog: DrugCatalog) -> None:
     data = base()
     data["status"] = "ready-to-go"
     data["subject"] = {"reference": "Group/cohort-1"}
-    dose_of(data)["value"] = -1
-    data["dosageInstruction"][0]["route"] = {
-        "coding": [{"system": codes.SNOMED, "code": codes.ROUTE_ORAL}]
-    }
+    dose_of(data)["system"] = "http://example.org/units"
+    data["dosageInstruction"][0]["timing"]["repeat"]["periodUnit"] = "week"
     with pytest.raises(MappingError) as info:
         order_from_fhir(data, catalog)
     assert set(info.value.expressions) >= {
         "MedicationRequest.status",
         "MedicationRequest.subject",
         DOSE,
-        ROUTE,
+        "MedicationRequest.dosageInstruction[0].timing.repeat.periodUnit",
     }
     outcome = info.value.to_operation_outcome()
     assert outcome["resourceType"] == "OperationOutcome"
     assert len(outcome["issue"]) == len(info.value.issues)
+
+
+def test_several_rule_violations_reported_together(catalog: DrugCatalog) -> None:
+    data = base()
+    dose_of(data)["value"] = -1
+    data["dosageInstruction"][0]["route"] = {
+        "coding": [{"system": codes.SNOMED, "code": codes.ROUTE_ORAL}]
+    }
+    issues = expect_violation(data, catalog, code="value", expression=DOSE)
+    assert [(i.code, i.expression) for i in issues] == [
+        ("value", (DOSE,)),
+        ("business-rule", (ROUTE,)),
+    ]
+    outcome = MappingError(issues).to_operation_outcome()
+    assert len(outcome["issue"]) == 2
+
+
+def test_mapper_reads_structure_only(catalog: DrugCatalog) -> None:
+    """A well-formed order that breaks every rule maps; check_order refuses it."""
+    data = base()
+    dose_of(data).update({"value": -600, "unit": "mL", "code": "mL"})
+    data["dosageInstruction"][0]["route"] = {
+        "coding": [{"system": codes.SNOMED, "code": codes.ROUTE_ORAL}]
+    }
+    order = order_from_fhir(data, catalog)
+    assert order.dose == Quantity(value=-600, unit="mL")
+    assert order.route_code == codes.ROUTE_ORAL
+    assert {v.element for v in check_order(order, catalog)} == {
+        "dose.value",
+        "dose.unit",
+        "route_code",
+    }
+
+
+def test_structure_problems_come_without_rule_problems(catalog: DrugCatalog) -> None:
+    """When the structure is broken there is no order to check: only structure issues."""
+    data = base()
+    data["status"] = "ready-to-go"
+    dose_of(data)["value"] = -1
+    with pytest.raises(MappingError) as info:
+        order_from_fhir(data, catalog)
+    assert info.value.expressions == ["MedicationRequest.status"]

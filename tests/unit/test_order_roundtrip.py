@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fhir_mappings import codes
-from fhir_mappings.medication_request import IMPLAUSIBLE_DOSE_FACTOR, order_from_fhir, order_to_fhir
+from fhir_mappings.medication_request import order_from_fhir, order_to_fhir
 from services.infusion_bridge.domain.catalog import DrugEntry, Role, load_catalog
+from services.infusion_bridge.domain.order_rules import IMPLAUSIBLE_DOSE_FACTOR, check_order
 from services.infusion_bridge.domain.orders import (
     Identifier,
     InfusionOrder,
@@ -60,7 +61,7 @@ positive = st.floats(min_value=0.001, max_value=5000, allow_nan=False, allow_inf
 
 
 def plausible_doses(entry: DrugEntry) -> st.SearchStrategy[Quantity]:
-    """Doses in the drug's units, up to the mapper's implausibility limit."""
+    """Doses in the drug's units, up to the order rules' implausibility limit."""
 
     def in_unit(unit: str) -> st.SearchStrategy[Quantity]:
         typical = entry.typical_dose
@@ -192,6 +193,7 @@ def orders(draw: st.DrawFn) -> InfusionOrder:
 )
 @given(orders())
 def test_order_to_fhir_and_back_is_stable(order: InfusionOrder) -> None:
+    assert check_order(order, CATALOG) == []  # the strategy draws valid orders only
     resource = order_to_fhir(order)
     MedicationRequest.model_validate(resource)  # valid R4 structure
     wire: dict[str, Any] = json.loads(json.dumps(resource))  # what actually travels
@@ -204,7 +206,10 @@ def test_corpus_from_to_from_is_stable(name: str) -> None:
         f"Medication/{m['id']}": m
         for m in (json.loads(p.read_text()) for p in (FIXTURES / "medications").glob("*.json"))
     }
-    original = order_from_fhir(json.loads((FIXTURES / name).read_text()), CATALOG, medications)
+    original = order_from_fhir(
+        json.loads((FIXTURES / name).read_text()), CATALOG, medications=medications
+    )
+    assert check_order(original, CATALOG) == []
     again = order_from_fhir(json.loads(json.dumps(order_to_fhir(original))), CATALOG)
     assert again == original
     assert order_to_fhir(again) == order_to_fhir(original)

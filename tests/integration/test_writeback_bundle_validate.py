@@ -1,4 +1,4 @@
-"""The session Bundles against the live HAPI R4 sandbox: ``$validate`` and a real transaction.
+"""The write-back Bundles against the live HAPI R4 sandbox: ``$validate`` and a real transaction.
 
 Every resource of the three golden Bundles (``tests/golden/session_*.json``) must come back from
 ``{Type}/$validate`` without an ``error`` or ``fatal`` issue (warnings are expected: HAPI has no
@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from fhir_mappings.session_bundle import session_to_bundle
+from fhir_mappings.writeback_bundle import writeback_bundle
 from services.infusion_bridge.domain.catalog import load_catalog
-from tests.unit.test_session_bundle import PREMED_ORDERS, completed_session, order
+from tests.unit.test_writeback_bundle import PREMED_ORDERS, completed_session, order
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden"
 GOLDENS = ("session_completed", "session_stopped", "session_not_done")
@@ -89,7 +89,7 @@ def test_transaction_is_idempotent(fhir: httpx.Client) -> None:
         update={"id": f"sess-{run}", "order_id": order_id, "patient": o.patient}
     )
     system = f"urn:infusion-bridge:test:{run}"
-    bundle = session_to_bundle(
+    bundle = writeback_bundle(
         session, o, load_catalog(), identifier_system=system, premed_orders=premeds
     )
 

@@ -1,4 +1,9 @@
-"""A finished :class:`InfusionSession` -> one FHIR R4 transaction Bundle (pure, deterministic).
+"""A finished :class:`InfusionSession` -> its write-back Bundle: one FHIR R4 transaction Bundle
+sent to the EHR (pure, deterministic).
+
+"Write-back Bundle" names this Bundle only: not the inbound order Bundles (batch/transaction of
+MedicationRequests posted to ``/fhir``) nor the session's collection Bundle
+(``GET /sessions/{id}/fhir``).
 
 The Bundle holds the visit (Encounter), the infusion MedicationAdministration, one
 MedicationAdministration per premedication, the vital-sign Observations, one AdverseEvent per
@@ -56,7 +61,7 @@ from services.infusion_bridge.domain.sessions import (
     Vitals,
 )
 
-__all__ = ["session_to_bundle"]
+__all__ = ["writeback_bundle"]
 
 # New codes (fhir_mappings/codes.py belongs to the order mapping; these are ours).
 ADVERSE_EVENT_SERIOUSNESS: Final = "http://terminology.hl7.org/CodeSystem/adverse-event-seriousness"
@@ -72,7 +77,7 @@ ENCOUNTER_TYPE_TEXT: Final = "MS infusion"
 _SAFE: Final = ":/|.-_~@"
 
 
-def session_to_bundle(
+def writeback_bundle(
     session: InfusionSession,
     order: InfusionOrder,
     catalog: DrugCatalog,
@@ -80,7 +85,8 @@ def session_to_bundle(
     identifier_system: str,
     premed_orders: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Map a delivered session (discharged, stopped or not-done) to a transaction Bundle.
+    """The write-back Bundle of a delivered session (discharged, stopped or not-done): the
+    transaction Bundle that records it in the EHR.
 
     ``premed_orders``: premedication catalog key -> id of its cached MedicationRequest (sets
     ``request`` on that premedication's administration). Raises ValueError for any other

@@ -1,7 +1,8 @@
-"""session_to_bundle: goldens, structure, references, codes, status mapping.
+"""writeback_bundle (the write-back Bundle sent to the EHR): goldens, structure, references,
+codes, status mapping.
 
 Regenerate the goldens after an intended change with
-``UPDATE_GOLDENS=1 .venv/bin/pytest tests/unit/test_session_bundle.py`` and review the diff.
+``UPDATE_GOLDENS=1 .venv/bin/pytest tests/unit/test_writeback_bundle.py`` and review the diff.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from fhir_mappings.medication_request import order_from_fhir
-from fhir_mappings.session_bundle import session_to_bundle
+from fhir_mappings.writeback_bundle import writeback_bundle
 from services.infusion_bridge.domain.catalog import load_catalog
 from services.infusion_bridge.domain.orders import InfusionOrder, Quantity
 from services.infusion_bridge.domain.sessions import (
@@ -225,7 +226,7 @@ SESSIONS: dict[str, Callable[[], InfusionSession]] = {
 
 
 def bundle_for(name: str) -> dict[str, Any]:
-    return session_to_bundle(
+    return writeback_bundle(
         SESSIONS[name](),
         order(),
         load_catalog(),
@@ -459,7 +460,7 @@ def test_not_done_administration_and_encounter() -> None:
 
 def test_not_done_before_check_in_cancels_the_encounter() -> None:
     session = build("sess-no-show", [NotDone(at=at("09:00"), reason="patient did not come")])
-    bundle = session_to_bundle(session, order(), load_catalog(), identifier_system=SYSTEM)
+    bundle = writeback_bundle(session, order(), load_catalog(), identifier_system=SYSTEM)
     assert resources(bundle, "Encounter")[0]["status"] == "cancelled"
 
 
@@ -479,7 +480,7 @@ def test_reaction_that_stops_the_infusion() -> None:
         ],
     )
     assert session.state is SessionState.STOPPED
-    bundle = session_to_bundle(session, order(), load_catalog(), identifier_system=SYSTEM)
+    bundle = writeback_bundle(session, order(), load_catalog(), identifier_system=SYSTEM)
     ma = by_identifier(bundle, "sess-anaphylaxis/administration")
     assert ma["status"] == "stopped"
     assert ma["statusReason"][0]["text"].startswith("infusion-related reaction (life-threatening)")
@@ -605,23 +606,23 @@ def test_iv_procedure() -> None:
 def test_refuses_states_that_are_not_delivered() -> None:
     running = build("sess-running", _start())
     with pytest.raises(ValueError, match="infusing"):
-        session_to_bundle(running, order(), load_catalog(), identifier_system=SYSTEM)
+        writeback_bundle(running, order(), load_catalog(), identifier_system=SYSTEM)
     cancelled = running.model_copy(update={"state": SessionState.CANCELLED})
     with pytest.raises(ValueError, match="cancelled"):
-        session_to_bundle(cancelled, order(), load_catalog(), identifier_system=SYSTEM)
+        writeback_bundle(cancelled, order(), load_catalog(), identifier_system=SYSTEM)
 
 
 def test_refuses_another_order_or_patient() -> None:
     session = completed_session()
     with pytest.raises(ValueError, match="order"):
-        session_to_bundle(
+        writeback_bundle(
             session.model_copy(update={"order_id": "other"}),
             order(),
             load_catalog(),
             identifier_system=SYSTEM,
         )
     with pytest.raises(ValueError, match="patient"):
-        session_to_bundle(
+        writeback_bundle(
             session.model_copy(update={"patient": "Patient/someone-else"}),
             order(),
             load_catalog(),
@@ -632,7 +633,7 @@ def test_refuses_another_order_or_patient() -> None:
 def test_refuses_inconsistent_timeline() -> None:
     session = not_done_session().model_copy(update={"state": SessionState.DISCHARGED})
     with pytest.raises(ValueError, match="infusion-start"):
-        session_to_bundle(session, order(), load_catalog(), identifier_system=SYSTEM)
+        writeback_bundle(session, order(), load_catalog(), identifier_system=SYSTEM)
 
 
 def test_unverified_rxnorm_code_is_text_only() -> None:
@@ -641,7 +642,7 @@ def test_unverified_rxnorm_code_is_text_only() -> None:
     entry = catalog.by_key("ublituximab")
     assert entry is not None
     drug = entry.to_drug(entry.ingredient_code, "infusion")
-    bundle = session_to_bundle(
+    bundle = writeback_bundle(
         not_done_session(), o.model_copy(update={"drug": drug}), catalog, identifier_system=SYSTEM
     )
     ma = resources(bundle, "MedicationAdministration")[0]
