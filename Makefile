@@ -38,6 +38,7 @@ lint: install ## ruff (lint + format check) and mypy
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
 	@$(BIN)/mypy
+	@$(BIN)/lint-imports --no-cache --config pyproject.toml
 
 format: install ## apply ruff's formatting and safe fixes
 	@$(BIN)/ruff format .

@@ -26,11 +26,11 @@ from bench._common import Hapi, LoadResult, Service, machine_note, remove_scratc
 from fhir_mappings.medication_request import order_from_fhir
 from harness.fhir_payloads import medication_request
 from harness.timelines import completed_timeline
-from services.infusion_bridge.chairside import record_event, start_session
 from services.infusion_bridge.domain.catalog import load_catalog
 from services.infusion_bridge.domain.sessions import SessionEvent
-from services.infusion_bridge.intake import PreparedOrder, store_order
-from services.infusion_bridge.store.db import make_engine, migrate, write_scope
+from services.infusion_bridge.store.db import make_engine, migrate, write_transaction
+from services.infusion_bridge.usecases.order_intake import PreparedOrder, store_order
+from services.infusion_bridge.usecases.sessions import append_event, start_session
 
 AIM_MS = 100.0
 NEEDS_HAPI = False  # reads never reach the EHR
@@ -43,23 +43,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--reads", type=int, default=60, help="timed requests per read (60)")
 
 
-def arrange(db: Path, sessions: int, vitals: int) -> list[str]:
+def arrange(db_path: Path, sessions: int, vitals: int) -> list[str]:
     """The store with one patient's finished sessions; returns the session ids."""
-    engine = make_engine(f"sqlite:///{db}")
+    engine = make_engine(f"sqlite:///{db_path}")
     migrate(engine)
     catalog = load_catalog()
     resource = medication_request(id="bench-order", subject={"reference": PATIENT})
     now = datetime.now(UTC)
-    with write_scope(engine) as session:
+    with write_transaction(engine) as db:
         order = order_from_fhir(resource, catalog)
-        store_order(session, PreparedOrder(order, resource), source="bench", now=now)
+        store_order(db, PreparedOrder(order, resource), source="bench", now=now)
     events: TypeAdapter[SessionEvent] = TypeAdapter(SessionEvent)
     first = now - timedelta(weeks=2 * sessions)
     ids = []
     for n in range(sessions):
         sid = start_session(engine, "bench-order", now=now).id
         for raw in completed_timeline(first + timedelta(weeks=2 * n), vitals=vitals):
-            record_event(
+            append_event(
                 engine,
                 sid,
                 events.validate_python(raw),

@@ -3,7 +3,7 @@
 Runs the app in this process (httpx ``ASGITransport``: no sockets, no HAPI; the orders carry a
 coded medication, so the service makes no EHR call) and times, per request, the mapping step
 (``prepare_order``), the store step (``store_order``) and the whole write transaction
-(``write_scope`` or ``session_scope``: waiting for the writer's turn, BEGIN .. COMMIT), at each
+(``write_transaction``: waiting for the writer's turn, BEGIN .. COMMIT), at each
 concurrency given.
 A diagnostic next to ``bench.intake``, not part of ``python -m bench``:
 
@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import orjson
 
-import services.infusion_bridge.api.fhir_orders as fhir_orders
+import services.infusion_bridge.usecases.orders as accept_usecase
 from bench._common import machine_note, percentile, remove_scratch, say
 from harness.fhir_payloads import medication_request
 from services.infusion_bridge.app import create_app
@@ -59,26 +59,26 @@ async def probe(concurrency: int, count: int, warm: int) -> dict[str, Any]:
         log_level="WARNING",
     )
     sinks: dict[str, list[float]] = {"prepare_order": [], "store_order": [], "transaction": []}
-    # the write transaction: write_scope (takes the in-process writer turn first, then
-    # BEGIN .. COMMIT) where the code has it, else session_scope
-    scope_name = "write_scope" if hasattr(fhir_orders, "write_scope") else "session_scope"
-    original_scope = getattr(fhir_orders, scope_name)
+    # the write transaction: write_transaction (takes the in-process writer turn first,
+    # then BEGIN .. COMMIT)
+    scope_name = "write_transaction"
+    original_scope = getattr(accept_usecase, scope_name)
 
     @contextlib.contextmanager
     def timed_scope(engine: Any) -> Iterator[Any]:
         t0 = time.perf_counter()
-        with original_scope(engine) as session:
-            yield session
+        with original_scope(engine) as db:
+            yield db
         sinks["transaction"].append(time.perf_counter() - t0)
 
     patches = {
         scope_name: timed_scope,
-        "prepare_order": _timed(fhir_orders.prepare_order, sinks["prepare_order"]),
-        "store_order": _timed(fhir_orders.store_order, sinks["store_order"]),
+        "prepare_order": _timed(accept_usecase.prepare_order, sinks["prepare_order"]),
+        "store_order": _timed(accept_usecase.store_order, sinks["store_order"]),
     }
-    saved = {name: getattr(fhir_orders, name) for name in patches}
+    saved = {name: getattr(accept_usecase, name) for name in patches}
     for name, value in patches.items():
-        setattr(fhir_orders, name, value)
+        setattr(accept_usecase, name, value)
     app = create_app(settings)
     bodies = [
         orjson.dumps(medication_request(subject={"reference": "Patient/p"}, requester=None))
@@ -114,7 +114,7 @@ async def probe(concurrency: int, count: int, warm: int) -> dict[str, Any]:
             cpu = time.process_time() - cpu0
     finally:
         for name, value in saved.items():
-            setattr(fhir_orders, name, value)
+            setattr(accept_usecase, name, value)
         remove_scratch(tmp)
     say(
         f"concurrency {concurrency}: {count / elapsed:.0f} req/s, "

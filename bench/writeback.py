@@ -54,10 +54,10 @@ from bench._common import (
 )
 from harness.fhir_payloads import medication_request
 from harness.timelines import completed_timeline, start_of_yesterday
-from services.infusion_bridge.delivery.bundle import build_session_bundle
 from services.infusion_bridge.domain.catalog import load_catalog
-from services.infusion_bridge.store.db import make_engine, session_scope
-from services.infusion_bridge.store.sessions import get_session_row, load
+from services.infusion_bridge.store.db import make_engine, transaction
+from services.infusion_bridge.store.infusion_sessions import get_infusion_session
+from services.infusion_bridge.usecases.writeback import build_writeback
 
 AIM_OVERHEAD_PCT = 10.0
 WORKER_CONCURRENCY = 4  # INFUSION_DELIVERY_CONCURRENCY default
@@ -114,18 +114,19 @@ class Arranger:
 
 
 def build_bundles(db_path: Path, session_ids: list[str], system: str) -> list[bytes]:
-    """The Bundles the service sends for these sessions (its own ``build_session_bundle``,
-    i.e. ``session_to_bundle`` with the premed links), under ``system``."""
+    """The Bundles the service sends for these sessions (its own ``build_writeback``,
+    i.e. ``writeback_bundle`` with the premed links), under ``system``."""
     engine = make_engine(f"sqlite:///{db_path}")
     catalog = load_catalog()
     out = []
     try:
-        with session_scope(engine) as session:
+        with transaction(engine) as db:
             for sid in session_ids:
-                srow = get_session_row(session, sid)
-                assert srow is not None, sid
-                bundle = build_session_bundle(
-                    session, load(srow), catalog=catalog, identifier_system=system
+                found = get_infusion_session(db, sid)
+                assert found is not None, sid
+                assert found.infusion is not None, sid
+                bundle = build_writeback(
+                    db, found.infusion, catalog=catalog, identifier_system=system
                 )
                 out.append(orjson.dumps(bundle))
     finally:

@@ -3,34 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-Severity = Literal["fatal", "error", "warning", "information"]
+from services.infusion_bridge.domain.errors import Issue
+
+__all__ = ["Issue", "issue_to_fhir", "operation_outcome", "single_issue"]
 
 
-@dataclass(frozen=True)
-class Issue:
-    """One problem: an R4 issue-type ``code``, text, and the FHIRPath of the element."""
-
-    code: str
-    diagnostics: str
-    expression: tuple[str, ...] = field(default_factory=tuple)
-    severity: Severity = "error"
-
-    def to_fhir(self) -> dict[str, Any]:
-        issue: dict[str, Any] = {
-            "severity": self.severity,
-            "code": self.code,
-            "diagnostics": self.diagnostics,
-        }
-        if self.expression:
-            issue["expression"] = list(self.expression)
-        return issue
+def issue_to_fhir(issue: Issue) -> dict[str, Any]:
+    """One R4 ``OperationOutcome.issue``."""
+    out: dict[str, Any] = {
+        "severity": issue.severity,
+        "code": issue.code,
+        "diagnostics": issue.diagnostics,
+    }
+    if issue.expression:
+        out["expression"] = list(issue.expression)
+    return out
 
 
 def operation_outcome(issues: Iterable[Issue]) -> dict[str, Any]:
-    return {"resourceType": "OperationOutcome", "issue": [i.to_fhir() for i in issues]}
+    return {"resourceType": "OperationOutcome", "issue": [issue_to_fhir(i) for i in issues]}
 
 
 def single_issue(code: str, diagnostics: str, *expression: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@ One Observation per measurement, each conforming to the matching R4 (4.0.1) base
 profile (``meta.profile`` names it so a validator checks it): blood pressure is one panel
 (85354-9) with systolic/diastolic components; SpO2 carries 2708-6 (fixed by the base profile)
 and 59408-5 (pulse oximetry, required by US Core). Values use UCUM codes from
-``ucum-vitals-common``. See ``/work/shared/docs/domain.md`` section 2.
+``ucum-vitals-common``. See the domain reference (``domain.md``), section 2.
 """
 
 from __future__ import annotations

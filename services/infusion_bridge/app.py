@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from . import __version__
 from .api import (
     deliveries,
-    fhir_bundle,
+    fhir_batch,
     fhir_metadata,
     fhir_orders,
     fhir_records,
@@ -26,16 +26,16 @@ from .api import (
 )
 from .api.errors import install_error_handlers
 from .api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
-from .api.state import AppState
 from .clock import utcnow
 from .delivery.policy import RetryPolicy
 from .delivery.worker import DeliveryWorker
 from .domain.catalog import DrugCatalog, load_catalog
 from .ehr.client import EhrClient
 from .logging import get_logger
-from .scheduler import periodic_sync
+from .runtime import Runtime
 from .settings import Settings, get_settings
 from .store.db import make_engine, migrate
+from .usecases.order_sync import periodic_sync
 from .web import install_web
 
 log = get_logger(__name__)
@@ -79,18 +79,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.auto_migrate:
             migrate(engine)
         ehr = build_ehr_client(settings)
-        state = AppState(
+        rt = Runtime(
             settings=settings, engine=engine, ehr=ehr, catalog=load_catalog(settings.catalog_path)
         )
-        app.state.infusion = state
+        app.state.runtime = rt
         tasks: list[asyncio.Task[None]] = []
         if settings.delivery_enabled:
-            state.worker = build_worker(settings, engine, ehr, state.catalog)
-            tasks.append(asyncio.create_task(state.worker.run(settings.delivery_poll_seconds)))
+            worker = build_worker(settings, engine, ehr, rt.catalog)
+            rt.wake_delivery = worker.notify
+            tasks.append(asyncio.create_task(worker.run(settings.delivery_poll_seconds)))
         sync_task = (
-            asyncio.create_task(periodic_sync(state))
-            if settings.sync_interval_seconds > 0
-            else None
+            asyncio.create_task(periodic_sync(rt)) if settings.sync_interval_seconds > 0 else None
         )
         log.info(
             "started", ehr_base_url=settings.ehr_base_url, database=engine.url.get_backend_name()
@@ -121,7 +120,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(fhir_metadata.router)
     app.include_router(fhir_orders.router)
-    app.include_router(fhir_bundle.router)
+    app.include_router(fhir_batch.router)
+    app.include_router(fhir_orders.hook_router)
     app.include_router(hooks.router)
     app.include_router(sessions.router)
     app.include_router(deliveries.router)

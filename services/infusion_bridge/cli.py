@@ -15,7 +15,7 @@ from .ehr.errors import EhrError
 from .logging import configure_logging
 from .settings import get_settings
 from .store.db import make_engine, migrate
-from .sync import SyncSummary, sync_orders
+from .usecases.order_sync import SyncSummary, sync_orders
 
 cli = typer.Typer(
     help="Infusion Bridge: MS infusion center <-> EHR over FHIR R4.", no_args_is_help=True

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from harness.fhir_payloads import medication_request
 from harness.timelines import completed_timeline, run_session, start_of_yesterday, ts
 from services.infusion_bridge.clock import utcnow
-from services.infusion_bridge.store.db import session_scope
+from services.infusion_bridge.store.db import transaction
 from services.infusion_bridge.store.outbox import mark_dead
 
 FHIR = {"Content-Type": "application/fhir+json"}
@@ -221,8 +221,8 @@ def test_reactions_and_free_text_are_escaped(client: TestClient) -> None:
 
 
 def test_dead_letter_is_highlighted(client: TestClient, done: dict[str, Any]) -> None:
-    engine = client.app.state.infusion.engine
-    with session_scope(engine) as s:
+    engine = client.app.state.runtime.engine
+    with transaction(engine) as s:
         mark_dead(
             s,
             done["deliveries"][0]["id"],

@@ -19,7 +19,7 @@ from harness.live_service import free_port
 from harness.slow_proxy import slow_proxy
 from harness.timelines import completed_timeline, run_session, start_of_yesterday
 from sandbox.hapi_server import HapiSandbox
-from services.infusion_bridge.store.db import make_engine, session_scope
+from services.infusion_bridge.store.db import make_engine, transaction
 from services.infusion_bridge.store.outbox import list_deliveries
 
 SESSIONS = 3
@@ -86,8 +86,8 @@ def test_sigkill_mid_delivery_then_restart_delivers_each_resource_once(
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
 
-    with session_scope(make_engine(f"sqlite:///{db}")) as session:
-        statuses = sorted(d.status for d in list_deliveries(session))
+    with transaction(make_engine(f"sqlite:///{db}")) as store:
+        statuses = sorted(d.status for d in list_deliveries(store))
     assert "delivering" in statuses, statuses  # the kill really came mid-delivery
     assert count(fhir, "Encounter", patient=patient) >= 1  # and the EHR already has some of it
 

@@ -17,9 +17,9 @@ from sandbox.hapi_server import HapiSandbox
 from services.infusion_bridge.domain.catalog import load_catalog
 from services.infusion_bridge.ehr.client import EhrClient
 from services.infusion_bridge.settings import Settings
-from services.infusion_bridge.store.db import make_engine, migrate, session_scope
+from services.infusion_bridge.store.db import make_engine, migrate, transaction
 from services.infusion_bridge.store.orders import get_checkpoint, list_orders
-from services.infusion_bridge.sync import CHECKPOINT, SyncSummary, sync_orders
+from services.infusion_bridge.usecases.order_sync import CHECKPOINT, SyncSummary, sync_orders
 
 SEND_DELETES = "http://hapifhir.io/fhir/StructureDefinition/subscription-send-delete-messages"
 
@@ -141,16 +141,16 @@ def test_pull_sync_of_many_orders_across_pages_interrupted_and_resumed(
 
     with pytest.raises(_Interrupted):
         asyncio.run(run(interrupt_after_two_pages))
-    with session_scope(engine) as session:
-        checkpoint = get_checkpoint(session, CHECKPOINT)
-        first_count, _ = list_orders(session, patient=patient, limit=1)
+    with transaction(engine) as db:
+        checkpoint = get_checkpoint(db, CHECKPOINT)
+        first_count, _ = list_orders(db, patient=patient, limit=1)
     assert checkpoint is not None
     assert 0 < first_count < total
 
     resumed = asyncio.run(run())
     assert resumed.pages >= 3
-    with session_scope(engine) as session:
-        count, _ = list_orders(session, patient=patient, limit=1)
+    with transaction(engine) as db:
+        count, _ = list_orders(db, patient=patient, limit=1)
     assert count == total
     # resuming did not start over: it asked only for orders changed since the checkpoint
     in_ehr = fhir.get("MedicationRequest", params={"_summary": "count"}).json()["total"]

@@ -18,7 +18,7 @@ from harness.timelines import completed_timeline, run_session
 from services.infusion_bridge.app import create_app
 from services.infusion_bridge.settings import Settings
 from services.infusion_bridge.store import outbox
-from services.infusion_bridge.store.db import make_engine, migrate, session_scope
+from services.infusion_bridge.store.db import make_engine, migrate, transaction
 
 FHIR = {"Content-Type": "application/fhir+json"}
 DAY = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
@@ -97,8 +97,8 @@ def test_orders_sessions_and_fhir_reads_on_postgres(pg_client: TestClient, pg_ur
 
     engine = make_engine(pg_url)
     now = datetime.now(UTC)
-    with session_scope(engine) as session:
-        (due,) = outbox.due_ids(session, now=now, limit=10)
-        assert outbox.claim(session, due, now=now, lease=timedelta(seconds=30)) is not None
-    with session_scope(engine) as session:
-        assert outbox.claim(session, due, now=now, lease=timedelta(seconds=30)) is None
+    with transaction(engine) as db:
+        (due,) = outbox.due_ids(db, now=now, limit=10)
+        assert outbox.claim(db, due, now=now, lease=timedelta(seconds=30)) is not None
+    with transaction(engine) as db:
+        assert outbox.claim(db, due, now=now, lease=timedelta(seconds=30)) is None

@@ -16,7 +16,7 @@ from harness.live_service import running_service
 from harness.timelines import completed_timeline, run_session, start_of_yesterday
 from sandbox.hapi_server import HapiSandbox
 from services.infusion_bridge.settings import Settings
-from services.infusion_bridge.store.db import make_engine, session_scope
+from services.infusion_bridge.store.db import make_engine, transaction
 from services.infusion_bridge.store.tables import OutboxRow
 
 VITALS_EVENTS = 3
@@ -86,8 +86,8 @@ def test_delivering_the_same_session_twice_leaves_one_copy(
         wait_delivered(svc, [sid])
         before = count(fhir, "Observation", patient=patient)
         # as if the reply had been lost: the row goes back to pending and is sent again
-        with session_scope(make_engine(settings.database_url)) as session:
-            session.execute(update(OutboxRow).values(status="pending", delivered_at=None))
+        with transaction(make_engine(settings.database_url)) as db:
+            db.execute(update(OutboxRow).values(status="pending", delivered_at=None))
         svc.post(f"/deliveries/{svc.get('/deliveries').json()[0]['id']}/retry")
         wait_delivered(svc, [sid])
         delivery = svc.get(f"/sessions/{sid}").json()["deliveries"][0]

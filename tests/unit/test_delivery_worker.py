@@ -16,16 +16,16 @@ from sqlalchemy.engine import Engine
 from fhir_mappings.medication_request import order_from_fhir
 from harness.fhir_payloads import medication_request
 from harness.timelines import completed_timeline, start_of_yesterday
-from services.infusion_bridge.chairside import record_event, start_session
 from services.infusion_bridge.delivery.policy import RetryPolicy
 from services.infusion_bridge.delivery.worker import DeliveryWorker
 from services.infusion_bridge.domain.catalog import load_catalog
 from services.infusion_bridge.domain.sessions import SessionEvent
 from services.infusion_bridge.ehr.client import EhrClient
-from services.infusion_bridge.intake import PreparedOrder, store_order
+from services.infusion_bridge.read_models import DeliveryView
 from services.infusion_bridge.store import outbox
-from services.infusion_bridge.store.db import make_engine, migrate, session_scope
-from services.infusion_bridge.store.tables import OutboxRow
+from services.infusion_bridge.store.db import make_engine, migrate, transaction
+from services.infusion_bridge.usecases.order_intake import PreparedOrder, store_order
+from services.infusion_bridge.usecases.sessions import append_event, start_session
 
 BASE = "http://ehr.test/fhir"
 OUTCOME = {
@@ -60,9 +60,9 @@ def engine(tmp_path: Path) -> Engine:
     catalog = load_catalog()
     resource = medication_request(id="ord-w")
     now = datetime.now(UTC)
-    with session_scope(engine) as session:
+    with transaction(engine) as db:
         store_order(
-            session,
+            db,
             PreparedOrder(order_from_fhir(resource, catalog), resource),
             source="test",
             now=now,
@@ -70,7 +70,7 @@ def engine(tmp_path: Path) -> Engine:
     sid = start_session(engine, "ord-w", now=now).id
     adapter: TypeAdapter[SessionEvent] = TypeAdapter(SessionEvent)
     for raw in completed_timeline(start_of_yesterday(), vitals=2):
-        record_event(
+        append_event(
             engine,
             sid,
             adapter.validate_python(raw),
@@ -81,9 +81,9 @@ def engine(tmp_path: Path) -> Engine:
     return engine
 
 
-def _row(engine: Engine) -> OutboxRow:
-    with session_scope(engine) as session:
-        return outbox.list_deliveries(session)[0]
+def _row(engine: Engine) -> DeliveryView:
+    with transaction(engine) as db:
+        return outbox.list_deliveries(db)[0]
 
 
 def _worker(engine: Engine, clock: Clock) -> tuple[DeliveryWorker, EhrClient]:
@@ -159,8 +159,8 @@ def test_non_retryable_4xx_goes_to_dead_letter_with_the_outcome(engine: Engine) 
     assert "HAPI-1094" in (row.last_error or "")
     clock.now += timedelta(hours=1)
     assert asyncio.run(worker.run_once()) == 0  # dead stays dead until someone retries it
-    with session_scope(engine) as session:
-        outbox.requeue(session, row.id or 0, now=clock.now)
+    with transaction(engine) as db:
+        outbox.requeue(db, row.id or 0, now=clock.now)
     respx.post(f"{BASE}/").respond(200, json=OK_BUNDLE)
     asyncio.run(worker.run_once())
     assert _row(engine).status == "delivered"
@@ -169,13 +169,13 @@ def test_non_retryable_4xx_goes_to_dead_letter_with_the_outcome(engine: Engine) 
 def test_expired_lease_is_taken_again(engine: Engine) -> None:
     clock = Clock()
     row_id = _row(engine).id or 0
-    with session_scope(engine) as session:
-        assert outbox.claim(session, row_id, now=clock.now, lease=timedelta(seconds=60))
-    with session_scope(engine) as session:
-        assert outbox.due_ids(session, now=clock.now, limit=10) == []
-        assert outbox.claim(session, row_id, now=clock.now, lease=timedelta(seconds=60)) is None
+    with transaction(engine) as db:
+        assert outbox.claim(db, row_id, now=clock.now, lease=timedelta(seconds=60))
+    with transaction(engine) as db:
+        assert outbox.due_ids(db, now=clock.now, limit=10) == []
+        assert outbox.claim(db, row_id, now=clock.now, lease=timedelta(seconds=60)) is None
         later = clock.now + timedelta(seconds=61)
-        assert outbox.due_ids(session, now=later, limit=10) == [row_id]
+        assert outbox.due_ids(db, now=later, limit=10) == [row_id]
 
 
 def test_backoff_policy_grows_caps_and_honours_retry_after() -> None:

@@ -1,4 +1,7 @@
-"""Turn every error a client can cause into a 4xx with a FHIR OperationOutcome body."""
+"""Turn every error a client can cause into a 4xx with a FHIR OperationOutcome body.
+
+This is the one place where domain errors become HTTP statuses (:data:`DOMAIN_STATUS`).
+"""
 
 from __future__ import annotations
 
@@ -12,15 +15,45 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fhir_mappings.operation_outcome import Issue, operation_outcome
 
-from ..domain.errors import DomainError
+from ..domain.errors import (
+    Conflict,
+    DomainError,
+    Gone,
+    Invalid,
+    NotFound,
+    PreconditionFailed,
+    TransactionRefused,
+    Unavailable,
+)
 from ..logging import get_logger
 
 log = get_logger(__name__)
 FHIR_JSON = "application/fhir+json"
 
 
+DOMAIN_STATUS: dict[type[DomainError], int] = {
+    Invalid: 400,
+    NotFound: 404,
+    Gone: 410,
+    Conflict: 409,
+    PreconditionFailed: 412,
+    Unavailable: 503,
+    DomainError: 422,
+}
+
+
+def status_for(exc: DomainError) -> int:
+    """The HTTP status of a domain error (a refused transaction: its worst entry's)."""
+    if isinstance(exc, TransactionRefused):
+        return max(status_for(e) for e in exc.errors)
+    for kind in type(exc).__mro__:
+        if kind in DOMAIN_STATUS:
+            return DOMAIN_STATUS[kind]
+    return 422
+
+
 class ApiError(Exception):
-    """An error with an HTTP status and OperationOutcome issues; raised by routes/services."""
+    """An error only HTTP has (a missing credential, an unsupported media type)."""
 
     def __init__(self, status_code: int, issues: list[Issue]) -> None:
         super().__init__("; ".join(i.diagnostics for i in issues))
@@ -82,8 +115,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DomainError)
     async def _domain_error(_request: Request, exc: DomainError) -> Response:
-        expression = (exc.element,) if exc.element else ()
-        return outcome_response(exc.status_code, [Issue(exc.code, str(exc), expression)])
+        return outcome_response(status_for(exc), exc.issues)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> Response:

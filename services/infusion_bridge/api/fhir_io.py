@@ -10,10 +10,11 @@ import orjson
 from fastapi import Request
 from fastapi.responses import Response
 
-from fhir_mappings.operation_outcome import Issue, operation_outcome
+from fhir_mappings.operation_outcome import issue_to_fhir, operation_outcome
 
-from ..store.tables import OrderRow
-from .errors import ApiError, fhir_response
+from ..domain.errors import Invalid, Issue
+from ..read_models import OrderRecord
+from .errors import fhir_response
 
 Json = dict[str, Any]
 
@@ -22,37 +23,30 @@ async def read_resource(request: Request, expected_type: str | None = None) -> J
     """Parse the body as a FHIR JSON object; 400 with an OperationOutcome otherwise."""
     raw = await request.body()
     if not raw.strip():
-        raise ApiError.one(400, "required", "the request body is empty")
+        raise Invalid.because("required", "the request body is empty")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ApiError.one(400, "structure", f"the body is not valid JSON: {exc}") from exc
+        raise Invalid.because("structure", f"the body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
-        raise ApiError.one(400, "structure", "the body must be a JSON object (a FHIR resource)")
+        raise Invalid.because("structure", "the body must be a JSON object (a FHIR resource)")
     check_type(body, expected_type)
     return body
 
 
-def check_type(body: Json, expected_type: str | None, prefix: str = "") -> None:
+def check_type(body: Json, expected_type: str | None) -> None:
     rtype = body.get("resourceType")
     if not isinstance(rtype, str):
-        raise ApiError.one(
-            400, "required", "resourceType is missing", f"{prefix}resourceType".lstrip(".")
-        )
+        raise Invalid.because("required", "resourceType is missing", "resourceType")
     if expected_type and rtype != expected_type:
-        raise ApiError.one(
-            400,
-            "invalid",
-            f"expected a {expected_type}, got a {rtype}",
-            f"{prefix}resourceType".lstrip("."),
-        )
+        raise Invalid(f"expected a {expected_type}, got a {rtype}", "resourceType")
 
 
 def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/") + "/fhir"
 
 
-def version_headers(request: Request, row: OrderRow) -> dict[str, str]:
+def version_headers(request: Request, row: OrderRecord) -> dict[str, str]:
     return {
         "ETag": f'W/"{row.version_id}"',
         "Last-Modified": http_date(row.last_updated),
@@ -75,7 +69,7 @@ def prefer_return(request: Request) -> str:
 
 def write_response(
     request: Request,
-    row: OrderRow,
+    row: OrderRecord,
     status_code: int,
     message: str,
     issues: list[Issue] | None = None,
@@ -87,6 +81,6 @@ def write_response(
         return Response(status_code=status_code, headers=headers)
     if preference == "OperationOutcome":
         outcome = operation_outcome([Issue("informational", message, severity="information")])
-        outcome["issue"] += [i.to_fhir() for i in issues or []]
+        outcome["issue"] += [issue_to_fhir(i) for i in issues or []]
         return fhir_response(outcome, status_code, headers)
-    return fhir_response(row.resource_json, status_code, headers)
+    return fhir_response(row.resource, status_code, headers)

@@ -10,7 +10,8 @@ from fastapi.responses import Response
 from .. import __version__
 from .errors import fhir_response
 from .fhir_io import base_url
-from .fhir_records import READABLE, SEARCH_PARAMS
+from .fhir_records import READABLE
+from .fhir_search import SEARCH_PARAMS
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 

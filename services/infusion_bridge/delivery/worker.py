@@ -23,9 +23,9 @@ from ..ehr.client import EhrClient
 from ..ehr.errors import EhrError, EhrResponseError
 from ..logging import get_logger
 from ..store import outbox
-from ..store.db import session_scope, write_scope
-from ..store.sessions import get_session_row, load
-from .bundle import build_session_bundle
+from ..store.db import transaction, write_transaction
+from ..store.infusion_sessions import get_infusion_session
+from ..usecases.writeback import build_writeback
 from .policy import RetryPolicy
 
 log = get_logger(__name__)
@@ -83,8 +83,8 @@ class DeliveryWorker:
         exhausted = False
 
         def due() -> list[int]:
-            with session_scope(self.engine) as session:
-                return outbox.due_ids(session, now=self.clock(), limit=self.concurrency * 8)
+            with transaction(self.engine) as db:
+                return outbox.due_ids(db, now=self.clock(), limit=self.concurrency * 8)
 
         async def next_id() -> int | None:
             nonlocal exhausted
@@ -123,53 +123,53 @@ class DeliveryWorker:
         }
 
         def done() -> None:
-            with write_scope(self.engine) as session:
-                outbox.mark_delivered(session, row_id, response=summary, now=self.clock())
+            with write_transaction(self.engine) as db:
+                outbox.mark_delivered(db, row_id, response=summary, now=self.clock())
 
         await run_in_threadpool(done)
         log.info("delivered", delivery=row_id, attempt=attempt, entries=len(summary["entries"]))
 
     def _claim_and_build(self, row_id: int) -> tuple[int, Json | None] | None:
-        with write_scope(self.engine) as session:
-            row = outbox.claim(session, row_id, now=self.clock(), lease=self.lease)
-            if row is None:
+        with write_transaction(self.engine) as db:
+            claim = outbox.claim(db, row_id, now=self.clock(), lease=self.lease)
+            if claim is None:
                 return None
-            if row.payload is not None:
-                return row.attempts, row.payload
+            if claim.payload is not None:
+                return claim.attempts, claim.payload
             try:  # rows queued without a payload: build it now
-                srow = get_session_row(session, row.session_id)
-                if srow is None:
-                    raise LookupError(f"session {row.session_id} is gone")
-                bundle = build_session_bundle(
-                    session,
-                    load(srow),
+                found = get_infusion_session(db, claim.session_id)
+                if found is None or found.infusion is None:
+                    raise LookupError(f"session {claim.session_id} is gone")
+                bundle = build_writeback(
+                    db,
+                    found.infusion,
                     catalog=self.catalog,
                     identifier_system=self.identifier_system,
                 )
             except Exception as exc:  # a mapping defect: retrying cannot help
                 outbox.mark_dead(
-                    session,
+                    db,
                     row_id,
                     error=f"cannot build the Bundle: {exc}",
                     outcome=None,
                     now=self.clock(),
                 )
                 log.error("delivery_unbuildable", delivery=row_id, error=type(exc).__name__)
-                return row.attempts, None
-            return row.attempts, bundle
+                return claim.attempts, None
+            return claim.attempts, bundle
 
     def _failed(self, row_id: int, attempt: int, exc: EhrError) -> None:
         now = self.clock()
-        with write_scope(self.engine) as session:
+        with write_transaction(self.engine) as db:
             if exc.retryable:
                 wait = self.policy.delay(attempt, retry_after=exc.retry_after, rng=self.rng)
                 outbox.mark_retry(
-                    session, row_id, error=str(exc), at=now + timedelta(seconds=wait), now=now
+                    db, row_id, error=str(exc), at=now + timedelta(seconds=wait), now=now
                 )
                 log.warning(
                     "delivery_retry", delivery=row_id, attempt=attempt, wait_s=round(wait, 1)
                 )
             else:
                 outcome = exc.outcome if isinstance(exc, EhrResponseError) else None
-                outbox.mark_dead(session, row_id, error=str(exc), outcome=outcome, now=now)
+                outbox.mark_dead(db, row_id, error=str(exc), outcome=outcome, now=now)
                 log.error("delivery_dead", delivery=row_id, attempt=attempt)

@@ -45,14 +45,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any exception."""
-    with Session(engine, expire_on_commit=False) as session:
+def transaction(engine: Engine) -> Iterator[Session]:
+    """One unit of work (a database session): commit on success, roll back on any exception."""
+    with Session(engine, expire_on_commit=False) as db:
         try:
-            yield session
-            session.commit()
+            yield db
+            db.commit()
         except BaseException:
-            session.rollback()
+            db.rollback()
             raise
 
 
@@ -61,7 +61,7 @@ _write_locks_guard = threading.Lock()
 
 
 @contextmanager
-def write_scope(engine: Engine) -> Iterator[Session]:
+def write_transaction(engine: Engine) -> Iterator[Session]:
     """A unit of work that writes. On SQLite, writers take turns in this process first.
 
     SQLite has one writer at a time; left to itself, a waiting writer polls with growing
@@ -70,18 +70,18 @@ def write_scope(engine: Engine) -> Iterator[Session]:
     no such lock.
     """
     if engine.dialect.name != "sqlite":
-        with session_scope(engine) as session:
-            yield session
+        with transaction(engine) as db:
+            yield db
         return
     with _write_locks_guard:
         lock = _write_locks.setdefault(id(engine), threading.Lock())
-    with lock, session_scope(engine) as session:
-        yield session
+    with lock, transaction(engine) as db:
+        yield db
 
 
-def insert_ignore(session: Session, table: type[SQLModel]) -> Any:
+def insert_ignore(db: Session, table: type[SQLModel]) -> Any:
     """``INSERT ... ON CONFLICT DO NOTHING`` in the dialect of the session's database."""
-    dialect = session.get_bind().dialect.name
+    dialect = db.get_bind().dialect.name
     module = sqlite_dialect if dialect == "sqlite" else postgresql_dialect
     return module.insert(table)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,12 +10,15 @@ from sqlmodel import Session, col, select
 
 from fhir_mappings.local_resources import category_codes, effective_time
 
+from ..read_models import SearchPage
 from .db import insert_ignore
 from .tables import FhirResourceRow
 
+Json = dict[str, Any]
+
 
 def store_resources(
-    session: Session, session_id: str, patient: str, resources: list[dict[str, Any]]
+    db: Session, session_id: str, patient: str, resources: list[dict[str, Any]]
 ) -> None:
     """Keep a finished session's resources (one statement; ids are stable, so a repeat
     of the same resource is skipped)."""
@@ -35,16 +37,16 @@ def store_resources(
             }
         )
     if rows:
-        session.execute(insert_ignore(session, FhirResourceRow), rows)  # executemany
+        db.execute(insert_ignore(db, FhirResourceRow), rows)  # executemany
 
 
-def get_resource(session: Session, resource_type: str, resource_id: str) -> FhirResourceRow | None:
-    row = session.get(FhirResourceRow, resource_id)
-    return row if row is not None and row.resource_type == resource_type else None
+def get_resource(db: Session, resource_type: str, resource_id: str) -> Json | None:
+    row = db.get(FhirResourceRow, resource_id)
+    return row.resource_json if row is not None and row.resource_type == resource_type else None
 
 
 def search_resources(
-    session: Session,
+    db: Session,
     resource_type: str,
     *,
     patient: str | None = None,
@@ -52,7 +54,7 @@ def search_resources(
     after: list[tuple[str, datetime]] | None = None,
     offset: int = 0,
     limit: int = 50,
-) -> tuple[int, Sequence[FhirResourceRow]]:
+) -> SearchPage:
     """Resources of one type, newest first. ``after`` holds (prefix, instant) date bounds."""
     query = select(FhirResourceRow).where(FhirResourceRow.resource_type == resource_type)
     if patient:
@@ -70,16 +72,18 @@ def search_resources(
                 "le": column <= instant,
             }[prefix]
         )
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(
+    total = db.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = db.exec(
         query.order_by(col(FhirResourceRow.effective).desc(), col(FhirResourceRow.id))
         .offset(offset)
         .limit(limit)
     ).all()
-    return total, rows
+    return SearchPage(total, [r.resource_json for r in rows])
 
 
-def session_resources(session: Session, session_id: str) -> Sequence[FhirResourceRow]:
-    return session.exec(
-        select(FhirResourceRow).where(FhirResourceRow.session_id == session_id)
-    ).all()
+def session_resources(db: Session, session_id: str, resource_type: str | None = None) -> list[Json]:
+    """The FHIR record of one finished session (optionally only one resource type)."""
+    query = select(FhirResourceRow).where(FhirResourceRow.session_id == session_id)
+    if resource_type is not None:
+        query = query.where(FhirResourceRow.resource_type == resource_type)
+    return [r.resource_json for r in db.exec(query).all()]

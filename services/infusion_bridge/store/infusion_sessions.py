@@ -1,8 +1,10 @@
-"""Queries and writes for sessions. Callers own the transaction (no commit here)."""
+"""Queries and writes for infusion sessions. Callers own the transaction (no commit here).
+
+Everything returned is a read model (:class:`SessionRecord`), never a row.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, update
@@ -10,7 +12,9 @@ from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from ..domain.history import dose_of
+from ..domain.orders import Quantity
 from ..domain.sessions import TERMINAL, InfusionSession
+from ..read_models import SessionRecord
 from .tables import SessionRow
 
 
@@ -18,15 +22,36 @@ class ConcurrentUpdate(Exception):
     """Someone else changed the session between our read and our write."""
 
 
-def get_session_row(session: Session, session_id: str) -> SessionRow | None:
-    return session.get(SessionRow, session_id)
+def record_of(row: SessionRow, *, with_timeline: bool) -> SessionRecord:
+    dose = (
+        Quantity(value=row.dose_value, unit=row.dose_unit)
+        if row.dose_value is not None and row.dose_unit
+        else None
+    )
+    return SessionRecord(
+        id=row.id,
+        order_id=row.order_id,
+        patient=row.patient,
+        drug_key=row.drug_key,
+        state=row.state,
+        version=row.version,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        utc_offset_minutes=row.utc_offset_minutes,
+        given_at=row.given_at,
+        dose=dose,
+        infusion=InfusionSession.model_validate(row.session_json) if with_timeline else None,
+    )
 
 
-def load(row: SessionRow) -> InfusionSession:
-    return InfusionSession.model_validate(row.session_json)
+def get_infusion_session(db: Session, session_id: str) -> SessionRecord | None:
+    """One session with its timeline."""
+    row = db.get(SessionRow, session_id)
+    return record_of(row, with_timeline=True) if row is not None else None
 
 
-def insert_session(session: Session, infusion: InfusionSession, *, now: datetime) -> SessionRow:
+def insert_session(db: Session, infusion: InfusionSession, *, now: datetime) -> SessionRecord:
     row = SessionRow(
         id=infusion.id,
         order_id=infusion.order_id,
@@ -37,20 +62,20 @@ def insert_session(session: Session, infusion: InfusionSession, *, now: datetime
         updated_at=now,
         session_json=infusion.model_dump(mode="json"),
     )
-    session.add(row)
-    session.flush()
-    return row
+    db.add(row)
+    db.flush()
+    return record_of(row, with_timeline=True)
 
 
 def save_session(
-    session: Session, infusion: InfusionSession, *, expected_version: int, now: datetime
+    db: Session, infusion: InfusionSession, *, expected_version: int, now: datetime
 ) -> None:
     """Write the new timeline if nobody else wrote since ``expected_version``."""
     started = infusion.events[0].event.at if infusion.events else None
     ended = infusion.events[-1].event.at if infusion.state in TERMINAL and infusion.events else None
     dose = dose_of(infusion)
     offset = started.utcoffset() if started else None
-    result = session.execute(
+    result = db.execute(
         update(SessionRow)
         .where(col(SessionRow.id) == infusion.id, col(SessionRow.version) == expected_version)
         .values(
@@ -71,7 +96,7 @@ def save_session(
 
 
 def list_sessions(
-    session: Session,
+    db: Session,
     *,
     patient: str | None = None,
     state: str | None = None,
@@ -79,11 +104,12 @@ def list_sessions(
     since: datetime | None = None,
     until: datetime | None = None,
     offset: int = 0,
-    limit: int = 50,
-) -> tuple[int, Sequence[SessionRow]]:
+    limit: int | None = 50,
+) -> tuple[int, list[SessionRecord]]:
     """Sessions matching the filters, newest first (by start, then creation).
 
     The timeline JSON is not loaded (``defer``): lists only need the summary columns.
+    ``limit=None`` returns them all (a patient's history).
     """
     query = select(SessionRow).options(defer(SessionRow.session_json))  # type: ignore[arg-type]
     if patient:
@@ -96,14 +122,12 @@ def list_sessions(
         query = query.where(col(SessionRow.started_at) >= since)
     if until:
         query = query.where(col(SessionRow.started_at) < until)
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(
-        query.order_by(
-            col(SessionRow.started_at).desc().nulls_last(),
-            col(SessionRow.created_at).desc(),
-            col(SessionRow.id).desc(),
-        )
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    return total, rows
+    total = db.exec(select(func.count()).select_from(query.subquery())).one()
+    query = query.order_by(
+        col(SessionRow.started_at).desc().nulls_last(),
+        col(SessionRow.created_at).desc(),
+        col(SessionRow.id).desc(),
+    ).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return total, [record_of(r, with_timeline=False) for r in db.exec(query).all()]

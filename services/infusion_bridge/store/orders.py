@@ -1,8 +1,10 @@
-"""Queries and writes for the order cache. Callers own the transaction (no commit here)."""
+"""Queries and writes for the order cache. Callers own the transaction (no commit here).
+
+Everything returned is a read model (:class:`OrderRecord`), never a row.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -12,6 +14,7 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, col, or_, select
 
 from ..domain.orders import InfusionOrder
+from ..read_models import OrderRecord
 from .db import insert_ignore
 from .tables import OrderIdentifierRow, OrderLinkRow, OrderRow, SyncCheckpointRow
 
@@ -29,78 +32,95 @@ class Applied(StrEnum):
 @dataclass(frozen=True)
 class ApplyResult:
     outcome: Applied
-    row: OrderRow
+    record: OrderRecord
 
 
-def get_order(session: Session, order_id: str) -> OrderRow | None:
-    return session.get(OrderRow, order_id)
+def record_of(row: OrderRow) -> OrderRecord:
+    return OrderRecord(
+        id=row.id,
+        version_id=row.version_id,
+        last_updated=row.last_updated,
+        received_at=row.received_at,
+        source=row.source,
+        deleted=row.deleted,
+        status=row.status,
+        role=row.role,
+        drug_key=row.drug_key,
+        patient=row.patient,
+        group_value=row.group_value,
+        order_json=row.order_json,
+        resource=row.resource_json,
+    )
 
 
-def find_by_identifier(session: Session, system: str | None, value: str) -> list[OrderRow]:
+def get_order(db: Session, order_id: str) -> OrderRecord | None:
+    row = db.get(OrderRow, order_id)
+    return record_of(row) if row is not None else None
+
+
+def find_by_identifier(db: Session, system: str | None, value: str) -> list[OrderRecord]:
     query = select(OrderRow).join(
         OrderIdentifierRow, col(OrderIdentifierRow.order_id) == col(OrderRow.id)
     )
     query = query.where(OrderIdentifierRow.value == value)
     if system is not None:
         query = query.where(OrderIdentifierRow.system == system)
-    return list(session.exec(query).all())
+    return [record_of(r) for r in db.exec(query).all()]
 
 
 def apply_order(
-    session: Session,
+    db: Session,
     order: InfusionOrder,
     resource: dict[str, Any],
     *,
     source: str,
     now: datetime,
-    current: OrderRow | None,
 ) -> ApplyResult:
     """Insert or update one order version, honouring version order.
 
-    ``current`` is the cached row (the caller has read it). ``order.version_id`` must be
-    set (the EHR's ``meta.versionId``, or one the caller assigned). Same version: no-op.
-    Older version: ignored. Newer: replaces the row.
+    ``order.version_id`` must be set (the EHR's ``meta.versionId``, or one the caller
+    assigned). Same version: no-op. Older version: ignored. Newer: replaces the row.
     """
     assert order.version_id is not None, "caller assigns a version"
-    row = current
+    row = db.get(OrderRow, order.id)  # from the identity map when the caller read it
     if row is not None:
         if order.version_id == row.version_id:
-            return ApplyResult(Applied.UNCHANGED, row)
+            return ApplyResult(Applied.UNCHANGED, record_of(row))
         if order.version_id < row.version_id:
-            return ApplyResult(Applied.STALE, row)
+            return ApplyResult(Applied.STALE, record_of(row))
     fields = _fields(order, resource, source=source, now=now)
     if row is None:
         row = OrderRow(**fields)
-        session.add(row)
+        db.add(row)
         outcome = Applied.CREATED
     else:
         for key, value in fields.items():
             setattr(row, key, value)
         outcome = Applied.UPDATED
-    _replace_links(session, order, fresh=outcome is Applied.CREATED)
-    return ApplyResult(outcome, row)
+    _replace_links(db, order, fresh=outcome is Applied.CREATED)
+    return ApplyResult(outcome, record_of(row))
 
 
 def mark_deleted(
-    session: Session, order_id: str, *, version_id: int | None, now: datetime
-) -> OrderRow | None:
+    db: Session, order_id: str, *, version_id: int | None, now: datetime
+) -> OrderRecord | None:
     """Record a delete: the row stays (with its last content) and is flagged."""
-    row = session.get(OrderRow, order_id)
+    row = db.get(OrderRow, order_id)
     if row is None:
         return None
     new_version = version_id if version_id is not None else row.version_id + 1
     if new_version <= row.version_id and row.deleted:
-        return row
+        return record_of(row)
     row.deleted = True
     row.version_id = max(new_version, row.version_id)
     row.last_updated = now
     row.received_at = now
-    session.add(row)
-    return row
+    db.add(row)
+    return record_of(row)
 
 
 def list_orders(
-    session: Session,
+    db: Session,
     *,
     patient: str | None = None,
     status: str | None = None,
@@ -108,7 +128,7 @@ def list_orders(
     include_deleted: bool = False,
     offset: int = 0,
     limit: int = 50,
-) -> tuple[int, Sequence[OrderRow]]:
+) -> tuple[int, list[OrderRecord]]:
     """Orders matching the filters, newest first, and the total count."""
     query = select(OrderRow)
     if patient:
@@ -120,16 +140,16 @@ def list_orders(
         query = query.where(or_(OrderRow.drug_key == drug, OrderRow.rxnorm == drug))
     if not include_deleted:
         query = query.where(col(OrderRow.deleted).is_(False))
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(
+    total = db.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = db.exec(
         query.order_by(col(OrderRow.received_at).desc(), col(OrderRow.id).desc())
         .offset(offset)
         .limit(limit)
     ).all()
-    return total, rows
+    return total, [record_of(r) for r in rows]
 
 
-def linked_orders(session: Session, row: OrderRow) -> Sequence[OrderRow]:
+def linked_orders(db: Session, row: OrderRecord) -> list[OrderRecord]:
     """Orders linked to ``row``: premeds based on it, or sharing its groupIdentifier."""
     based = select(OrderLinkRow.order_id).where(OrderLinkRow.target_id == row.id)
     query = select(OrderRow).where(OrderRow.id != row.id)
@@ -139,22 +159,28 @@ def linked_orders(session: Session, row: OrderRow) -> Sequence[OrderRow]:
         )
     else:
         query = query.where(col(OrderRow.id).in_(based))
-    return session.exec(query.order_by(col(OrderRow.id))).all()
+    return [record_of(r) for r in db.exec(query.order_by(col(OrderRow.id))).all()]
 
 
-def get_checkpoint(session: Session, name: str) -> str | None:
-    row = session.get(SyncCheckpointRow, name)
+def body_surface_areas(db: Session, order_ids: set[str]) -> dict[str, float | None]:
+    """The body surface area (m2) each of these orders carries, if any."""
+    rows = db.exec(select(OrderRow).where(col(OrderRow.id).in_(order_ids)))
+    return {o.id: o.order_json.get("body_surface_area_m2") for o in rows}
+
+
+def get_checkpoint(db: Session, name: str) -> str | None:
+    row = db.get(SyncCheckpointRow, name)
     return row.last_updated if row else None
 
 
-def set_checkpoint(session: Session, name: str, last_updated: str, *, now: datetime) -> None:
-    row = session.get(SyncCheckpointRow, name)
+def set_checkpoint(db: Session, name: str, last_updated: str, *, now: datetime) -> None:
+    row = db.get(SyncCheckpointRow, name)
     if row is None:
-        session.add(SyncCheckpointRow(name=name, last_updated=last_updated, updated_at=now))
+        db.add(SyncCheckpointRow(name=name, last_updated=last_updated, updated_at=now))
     else:
         row.last_updated = last_updated
         row.updated_at = now
-        session.add(row)
+        db.add(row)
 
 
 def _fields(
@@ -183,29 +209,27 @@ def _group_key(order: InfusionOrder) -> str | None:
     return f"{g.system or ''}|{g.value}" if g else None
 
 
-def _replace_links(session: Session, order: InfusionOrder, *, fresh: bool) -> None:
+def _replace_links(db: Session, order: InfusionOrder, *, fresh: bool) -> None:
     """Rewrite the order's basedOn links and identifiers (a new order has none to drop).
 
     An identifier already claimed by another order keeps its first owner.
     """
-    session.flush()  # the order row first: the link rows point at it
+    db.flush()  # the order row first: the link rows point at it
     if not fresh:
-        session.execute(delete(OrderLinkRow).where(col(OrderLinkRow.order_id) == order.id))
-        session.execute(
-            delete(OrderIdentifierRow).where(col(OrderIdentifierRow.order_id) == order.id)
-        )
+        db.execute(delete(OrderLinkRow).where(col(OrderLinkRow.order_id) == order.id))
+        db.execute(delete(OrderIdentifierRow).where(col(OrderIdentifierRow.order_id) == order.id))
     targets = sorted(
         {ref.split("/", 1)[1] for ref in order.based_on if ref.startswith("MedicationRequest/")}
     )
     if targets:
-        session.execute(
-            insert_ignore(session, OrderLinkRow)
+        db.execute(
+            insert_ignore(db, OrderLinkRow)
             .values([{"order_id": order.id, "target_id": t} for t in targets])
             .on_conflict_do_nothing()
         )
     if order.identifiers:
-        session.execute(
-            insert_ignore(session, OrderIdentifierRow)
+        db.execute(
+            insert_ignore(db, OrderIdentifierRow)
             .values(
                 [
                     {"system": i.system or "", "value": i.value, "order_id": order.id}

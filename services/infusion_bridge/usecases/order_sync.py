@@ -1,4 +1,5 @@
-"""Pull sync: fetch changed orders from the EHR by ``_lastUpdated``, page by page.
+"""Pull sync: fetch changed orders from the EHR by ``_lastUpdated``, page by page; and when
+to run it (on a timer, and when a payload-less Subscription pings us).
 
 Each page is written in one transaction together with the checkpoint (the newest
 ``meta.lastUpdated`` on it), so an interrupted run resumes where it stopped. The next run
@@ -8,23 +9,26 @@ searches ``_lastUpdated=ge<checkpoint>``: boundary orders come again and are no-
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from anyio.to_thread import run_sync
 from sqlalchemy.engine import Engine
-from starlette.concurrency import run_in_threadpool
 
 from fhir_mappings.errors import MappingError
 
-from .clock import utcnow
-from .domain.catalog import DrugCatalog
-from .ehr.client import EhrClient
-from .intake import PreparedOrder, prepare_order, store_order
-from .logging import get_logger
-from .store.db import session_scope, write_scope
-from .store.orders import get_checkpoint, set_checkpoint
+from ..clock import utcnow
+from ..domain.catalog import DrugCatalog
+from ..ehr.client import EhrClient
+from ..ehr.errors import EhrError
+from ..logging import get_logger
+from ..runtime import Runtime
+from ..store.db import transaction, write_transaction
+from ..store.orders import get_checkpoint, set_checkpoint
+from .order_intake import PreparedOrder, prepare_order, store_order
 
 log = get_logger(__name__)
 CHECKPOINT = "MedicationRequest"
@@ -59,10 +63,10 @@ async def sync_orders(
     """Pull every MedicationRequest changed since the checkpoint into the cache."""
 
     def read_checkpoint() -> str | None:
-        with session_scope(engine) as session:
-            return get_checkpoint(session, CHECKPOINT)
+        with transaction(engine) as db:
+            return get_checkpoint(db, CHECKPOINT)
 
-    summary = SyncSummary(checkpoint=await run_in_threadpool(read_checkpoint))
+    summary = SyncSummary(checkpoint=await run_sync(read_checkpoint))
     params = {
         "_sort": "_lastUpdated",
         "_count": str(page_size),
@@ -75,7 +79,7 @@ async def sync_orders(
     async for page in ehr.search_pages("MedicationRequest", params):
         if summary.total is None and isinstance(page.get("total"), int):
             summary.total = page["total"]
-        await run_in_threadpool(_apply_page, engine, catalog, page, summary)
+        await run_sync(_apply_page, engine, catalog, page, summary)
         if on_page:
             on_page(summary)
         if max_pages is not None and summary.pages >= max_pages:
@@ -133,13 +137,41 @@ def _apply_page(engine: Engine, catalog: DrugCatalog, page: Json, summary: SyncS
                 issues=[i.code for i in exc.issues],
                 expressions=[e for i in exc.issues for e in i.expression],
             )
-    with write_scope(engine) as session:
+    with write_transaction(engine) as db:
         now = utcnow()
         for item in prepared:
-            summary.count(store_order(session, item, source="sync", now=now).outcome.value)
+            summary.count(store_order(db, item, source="sync", now=now).outcome.value)
         if newest is not None:
-            set_checkpoint(session, CHECKPOINT, newest[1], now=now)
+            set_checkpoint(db, CHECKPOINT, newest[1], now=now)
     summary.pages += 1
     summary.received += len(matches)
     if newest is not None:
         summary.checkpoint = newest[1]
+
+
+async def run_sync_once(rt: Runtime) -> SyncSummary | None:
+    """Sync now. If a run is in progress, ask it to go again once it ends (changes may
+    have landed after its search started). EHR failures are logged, not raised."""
+    if rt.sync_lock.locked():
+        rt.sync_requested = True
+        return None
+    summary = None
+    async with rt.sync_lock:
+        while True:
+            rt.sync_requested = False
+            try:
+                summary = await sync_orders(
+                    rt.ehr, rt.engine, rt.catalog, page_size=rt.settings.sync_page_size
+                )
+            except EhrError as exc:
+                log.warning("sync_failed", error=type(exc).__name__, retryable=exc.retryable)
+            if not rt.sync_requested:
+                return summary
+
+
+async def periodic_sync(rt: Runtime) -> None:
+    """Sync every ``sync_interval_seconds``, forever."""
+    interval = rt.settings.sync_interval_seconds
+    while True:
+        await run_sync_once(rt)
+        await asyncio.sleep(interval)

@@ -1,4 +1,4 @@
-"""Assemble a finished session's write-back Bundle from the store (pure mapping inside)."""
+"""The write-back Bundle of a finished session, assembled from the store (pure mapping inside)."""
 
 from __future__ import annotations
 
@@ -6,29 +6,28 @@ from typing import Any
 
 from sqlmodel import Session
 
-from fhir_mappings.session_bundle import session_to_bundle
+from fhir_mappings.writeback_bundle import writeback_bundle
 
 from ..domain.catalog import DrugCatalog
-from ..domain.orders import InfusionOrder
 from ..domain.sessions import InfusionSession
 from ..store.orders import get_order, linked_orders
 
 
-def build_session_bundle(
+def build_writeback(
     db: Session, infusion: InfusionSession, *, catalog: DrugCatalog, identifier_system: str
 ) -> dict[str, Any]:
     """The transaction Bundle for ``infusion``, linking premeds to their cached orders."""
-    orow = get_order(db, infusion.order_id)
-    if orow is None:
+    order = get_order(db, infusion.order_id)
+    if order is None:
         raise LookupError(f"order {infusion.order_id} of session {infusion.id} is gone")
     premeds = {
         linked.drug_key: linked.id
-        for linked in linked_orders(db, orow)
+        for linked in linked_orders(db, order)
         if linked.role == "premedication" and not linked.deleted
     }
-    return session_to_bundle(
+    return writeback_bundle(
         infusion,
-        InfusionOrder.model_validate(orow.order_json),
+        order.order,
         catalog,
         identifier_system=identifier_system,
         premed_orders=premeds,

@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from ..api.sessions import SessionView, TimelineItem
 from ..domain.sessions import (
     InfusionEnd,
     InfusionStart,
@@ -20,6 +19,7 @@ from ..domain.sessions import (
     Stop,
     Vitals,
 )
+from ..read_models import SessionView, TimelineItem
 from .formatting import EVENT_LABELS, as_aware, fmt_time, num, tz_label
 
 MARKER_TYPES = (

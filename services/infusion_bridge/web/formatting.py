@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
-from ..api.sessions import TimelineItem
 from ..domain.catalog import DrugCatalog
 from ..domain.sessions import (
     InfusionEnd,
@@ -22,7 +21,7 @@ from ..domain.sessions import (
     Stop,
     Vitals,
 )
-from ..store.tables import SessionRow
+from ..read_models import SessionRecord, TimelineItem
 
 EVENT_LABELS = {
     "check-in": "Check-in",
@@ -65,7 +64,7 @@ def tz_label(tz: tzinfo) -> str:
     return f"UTC{sign}{hours:02d}:{mins:02d}"
 
 
-def chairside_tz(row: SessionRow) -> tzinfo:
+def chairside_tz(row: SessionRecord) -> tzinfo:
     """The offset of the session's first event (chair-side clock); UTC if it has none."""
     if row.utc_offset_minutes is None:
         return UTC

@@ -1,7 +1,7 @@
 """The clinician pages: a filtered session list and one page per session.
 
-Server-rendered with Jinja2 from the same store queries and :func:`session_view` as the JSON
-API; the view models are built in :mod:`.views` (text in :mod:`.formatting`, chart data in
+Server-rendered with Jinja2 from the same use cases and read models as the JSON API; the
+view models are built in :mod:`.views` (text in :mod:`.formatting`, chart data in
 :mod:`.chart`). The session page embeds the chart data as JSON (``<script
 type="application/json" id="session-data">``); ``static/session-chart.js`` draws the vitals
 chart and the event markers from it with the vendored Chart.js. No page loads anything from
@@ -19,15 +19,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
-from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
-from ..api.sessions import SessionView, session_view
-from ..api.state import app_state
-from ..domain.orders import patient_reference
-from ..store.db import session_scope
-from ..store.outbox import deliveries_for, statuses_by_session
-from ..store.sessions import get_session_row, list_sessions
+from ..domain.errors import NotFound
+from ..runtime import RuntimeDep
+from ..usecases import records, sessions
 from .formatting import STATE_LABELS, drug_display
 from .views import build_session_page, parse_filters, session_rows
 
@@ -86,20 +82,12 @@ def json_for_script(data: Any) -> Markup:
 
 
 @router.get("/sessions/{session_id}", response_class=HTMLResponse)
-async def session_page(request: Request, session_id: str) -> HTMLResponse:
-    state = app_state(request)
-
-    def load() -> SessionView | None:
-        with session_scope(state.engine) as session:
-            row = get_session_row(session, session_id)
-            if row is None:
-                return None
-            return session_view(row, list(deliveries_for(session, session_id)))
-
-    view = await run_in_threadpool(load)
-    if view is None:
+async def session_page(session_id: str, rt: RuntimeDep) -> HTMLResponse:
+    try:
+        view = await sessions.read_session(rt, session_id)
+    except NotFound:
         return render("not_found.html", 404, session_id=session_id, title="Session not found")
-    page = build_session_page(view, state.catalog)
+    page = build_session_page(view, rt.catalog)
     return render(
         "session.html",
         page=page,
@@ -110,45 +98,14 @@ async def session_page(request: Request, session_id: str) -> HTMLResponse:
 
 
 @router.get("/sessions", response_class=HTMLResponse)
-async def sessions_page(request: Request) -> HTMLResponse:
-    state = app_state(request)
+async def sessions_page(request: Request, rt: RuntimeDep) -> HTMLResponse:
     filters = parse_filters(dict(request.query_params))
-    catalog = state.catalog
+    catalog = rt.catalog
     infusion_drugs = (d.key for d in catalog.drugs if d.drug_class != "premedication")
     drugs = sorted(((k, drug_display(catalog, k)) for k in infusion_drugs), key=lambda kv: kv[1])
+    context: dict[str, Any] = {"f": filters, "drugs": drugs, "title": "Infusion sessions"}
     if filters.errors:
-        return render(
-            "sessions.html",
-            400,
-            f=filters,
-            rows=[],
-            total=0,
-            drugs=drugs,
-            title="Infusion sessions",
-        )
-    patient = patient_reference(filters.patient) if filters.patient else None
-
-    def load() -> tuple[int, list[dict[str, str]]]:
-        with session_scope(state.engine) as session:
-            total, rows = list_sessions(
-                session,
-                patient=patient or None,
-                state=filters.state or None,
-                drug=filters.drug or None,
-                since=filters.since_dt,
-                until=filters.until_dt,
-                offset=filters.offset,
-                limit=filters.limit,
-            )
-            deliveries = statuses_by_session(session, [r.id for r in rows])
-            return total, session_rows(rows, deliveries, catalog)
-
-    total, rows = await run_in_threadpool(load)
-    return render(
-        "sessions.html",
-        f=filters,
-        rows=rows,
-        total=total,
-        drugs=drugs,
-        title="Infusion sessions",
-    )
+        return render("sessions.html", 400, rows=[], total=0, **context)
+    listing = await records.session_listing(rt, filters.as_filters())
+    rows = session_rows(listing.records, listing.statuses, catalog)
+    return render("sessions.html", rows=rows, total=listing.total, **context)

@@ -9,7 +9,6 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 from urllib.parse import urlencode
 
-from ..api.sessions import DeliveryView, SessionView
 from ..domain.catalog import DrugCatalog
 from ..domain.sessions import (
     TERMINAL,
@@ -21,7 +20,8 @@ from ..domain.sessions import (
     Stop,
     Vitals,
 )
-from ..store.tables import SessionRow
+from ..read_models import DeliveryView, SessionRecord, SessionView
+from ..usecases.records import SessionFilters
 from .chart import MARKER_TYPES, session_chart
 from .formatting import (
     EVENT_LABELS,
@@ -232,6 +232,18 @@ class ListFilters:
     def active(self) -> bool:
         return any((self.patient, self.state, self.drug, self.since, self.until))
 
+    def as_filters(self) -> SessionFilters:
+        """The use case's filters (empty fields mean "any")."""
+        return SessionFilters(
+            patient=self.patient or None,
+            state=self.state or None,
+            drug=self.drug or None,
+            since=self.since_dt,
+            until=self.until_dt,
+            offset=self.offset,
+            limit=self.limit,
+        )
+
 
 def parse_when(text: str, *, end_of_day: bool) -> datetime:
     """``YYYY-MM-DD`` (a whole day: ``until`` includes it) or an ISO date-time (UTC if naive)."""
@@ -278,7 +290,7 @@ def parse_filters(params: dict[str, str]) -> ListFilters:
 
 
 def session_rows(
-    rows: Sequence[SessionRow], deliveries: dict[str, list[str]], catalog: DrugCatalog | None
+    rows: Sequence[SessionRecord], deliveries: dict[str, list[str]], catalog: DrugCatalog | None
 ) -> list[dict[str, str]]:
     out = []
     for row in rows:

@@ -1,0 +1,269 @@
+"""Read models: what the store hands out and what ``api/`` and ``web/`` show.
+
+Plain data built from the store's rows; no SQL, no HTTP. The JSON API serialises the
+pydantic models below as they are; the web pages format the same objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+from pydantic import BaseModel
+
+from .domain.history import DrugHistory
+from .domain.orders import Drug, InfusionOrder, Quantity, Rate, Schedule
+from .domain.sessions import InfusionSession, SessionEvent
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """One cached order: the columns the cache keeps, the order, the resource as received."""
+
+    id: str
+    version_id: int
+    last_updated: datetime
+    received_at: datetime
+    source: str
+    deleted: bool
+    status: str
+    role: str
+    drug_key: str
+    patient: str
+    group_value: str | None
+    order_json: Json
+    resource: Json
+
+    @cached_property
+    def order(self) -> InfusionOrder:
+        return InfusionOrder.model_validate(self.order_json)
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """One infusion session's columns; ``infusion`` (the timeline) only when it was loaded."""
+
+    id: str
+    order_id: str
+    patient: str
+    drug_key: str
+    state: str
+    version: int
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    utc_offset_minutes: int | None
+    given_at: datetime | None
+    dose: Quantity | None
+    infusion: InfusionSession | None = None
+
+
+class LinkedOrder(BaseModel):
+    id: str
+    role: str
+    drug: str
+    status: str
+
+
+class OrderView(BaseModel):
+    id: str
+    version: int
+    last_updated: datetime
+    received_at: datetime
+    source: str
+    deleted: bool
+    status: str
+    intent: str
+    role: str
+    patient: str
+    drug: Drug
+    dose: Quantity
+    body_surface_area_m2: float | None
+    route: str | None
+    rate: Rate | None
+    schedule: Schedule | None
+    dosage_text: str | None
+    requester: str | None
+    reasons: tuple[str, ...]
+    notes: tuple[str, ...]
+    group_identifier: str | None
+    based_on: tuple[str, ...]
+    linked_orders: list[LinkedOrder] = []
+
+    @classmethod
+    def of(cls, record: OrderRecord, linked: list[OrderRecord] | None = None) -> OrderView:
+        order = record.order
+        return cls(
+            id=record.id,
+            version=record.version_id,
+            last_updated=record.last_updated,
+            received_at=record.received_at,
+            source=record.source,
+            deleted=record.deleted,
+            status=record.status,
+            intent=order.intent.value,
+            role=order.role,
+            patient=order.patient,
+            drug=order.drug,
+            dose=order.dose,
+            body_surface_area_m2=order.body_surface_area_m2,
+            route=order.route_display or order.route_code,
+            rate=order.rate,
+            schedule=order.schedule,
+            dosage_text=order.dosage_text,
+            requester=order.requester,
+            reasons=order.reasons,
+            notes=order.notes,
+            group_identifier=record.group_value,
+            based_on=order.based_on,
+            linked_orders=[
+                LinkedOrder(
+                    id=o.id, role=o.role, drug=str(o.order_json["drug"]["name"]), status=o.status
+                )
+                for o in linked or []
+            ],
+        )
+
+
+class OrderPage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    items: list[OrderView]
+
+
+class TimelineItem(BaseModel):
+    seq: int
+    id: str
+    recorded_at: datetime
+    event: SessionEvent
+
+
+class DeliveryView(BaseModel):
+    id: int
+    session_id: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    outcome: dict[str, Any] | None
+    response: dict[str, Any] | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class SessionView(BaseModel):
+    """The full record of a session, as nurses and clinicians read it."""
+
+    id: str
+    order_id: str
+    patient: str
+    drug: str
+    state: str
+    version: int
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    timeline: list[TimelineItem]
+    deliveries: list[DeliveryView]
+    order: OrderView | None = None
+    vitals: list[TimelineItem] = []
+    premedications: list[TimelineItem] = []
+    reactions: list[TimelineItem] = []
+    documented_by: list[str] = []
+    administrations: list[dict[str, Any]] = []
+    """The MedicationAdministrations sent to the EHR (FHIR JSON), once the session is finished."""
+
+    @classmethod
+    def of(
+        cls,
+        record: SessionRecord,
+        deliveries: list[DeliveryView],
+        *,
+        order: OrderRecord | None = None,
+        administrations: list[Json] | None = None,
+    ) -> SessionView:
+        assert record.infusion is not None, "the session's timeline must be loaded"
+        timeline = [TimelineItem.model_validate(e.model_dump()) for e in record.infusion.events]
+
+        def of(*kinds: str) -> list[TimelineItem]:
+            return [t for t in timeline if t.event.type in kinds]
+
+        return cls(
+            id=record.id,
+            order_id=record.order_id,
+            patient=record.patient,
+            drug=record.drug_key,
+            state=record.state,
+            version=record.version,
+            created_at=record.created_at,
+            started_at=record.started_at,
+            ended_at=record.ended_at,
+            timeline=timeline,
+            deliveries=deliveries,
+            order=OrderView.of(order) if order is not None else None,
+            vitals=of("vitals"),
+            premedications=of("premedication"),
+            reactions=of("reaction"),
+            documented_by=sorted({t.event.by for t in timeline if t.event.by}),
+            administrations=administrations or [],
+        )
+
+
+class SessionSummary(BaseModel):
+    id: str
+    order_id: str
+    patient: str
+    drug: str
+    state: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    delivery: str | None = None
+    """Status of the latest write-back to the EHR (none for open or cancelled sessions)."""
+
+    @classmethod
+    def of(cls, record: SessionRecord, statuses: list[str]) -> SessionSummary:
+        return cls(
+            id=record.id,
+            order_id=record.order_id,
+            patient=record.patient,
+            drug=record.drug_key,
+            state=record.state,
+            started_at=record.started_at,
+            ended_at=record.ended_at,
+            delivery=statuses[-1] if statuses else None,
+        )
+
+
+class SessionPage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    items: list[SessionSummary]
+
+
+@dataclass(frozen=True)
+class SessionListing:
+    """One page of sessions with each one's delivery statuses (oldest first)."""
+
+    total: int
+    records: list[SessionRecord]
+    statuses: dict[str, list[str]]
+
+
+class InfusionHistory(BaseModel):
+    patient: str
+    sessions: list[SessionSummary]
+    drugs: list[DrugHistory]
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of a FHIR search: the total and the resources."""
+
+    total: int
+    resources: list[Json]

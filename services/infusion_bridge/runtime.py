@@ -1,0 +1,43 @@
+"""What the service holds for its lifetime, shared by every entry point and use case:
+settings, the database engine, the EHR client, the drug catalog, and the hooks that wake
+background work (the delivery worker, the pull sync)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.engine import Engine
+
+from .domain.catalog import DrugCatalog
+from .ehr.client import EhrClient
+from .settings import Settings
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    ehr: EhrClient
+    catalog: DrugCatalog
+    wake_delivery: Callable[[], None] = _nothing
+    """Tell the delivery worker something became due (set when a worker runs here)."""
+    sync_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    sync_requested: bool = False
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The app's runtime (set by the app factory's lifespan)."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+"""What routers and pages declare to get the runtime."""

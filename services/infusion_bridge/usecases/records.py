@@ -1,0 +1,156 @@
+"""Clinician reads: session lists, a patient's infusion history, FHIR searches and reads of
+finished sessions' resources, and a finished session as one collection."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from anyio.to_thread import run_sync
+
+from ..domain.errors import NotFound
+from ..domain.history import Dose, patient_history, with_mg_per_m2
+from ..domain.orders import patient_reference
+from ..read_models import (
+    InfusionHistory,
+    SearchPage,
+    SessionListing,
+    SessionPage,
+    SessionRecord,
+    SessionSummary,
+)
+from ..runtime import Runtime
+from ..store import outbox
+from ..store.db import transaction
+from ..store.fhir_resources import get_resource, search_resources, session_resources
+from ..store.infusion_sessions import get_infusion_session, list_sessions
+from ..store.orders import body_surface_areas
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SessionFilters:
+    patient: str | None = None
+    state: str | None = None
+    drug: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    offset: int = 0
+    limit: int = 50
+
+
+async def session_listing(rt: Runtime, f: SessionFilters) -> SessionListing:
+    """Sessions matching the filters, newest first, with their delivery statuses."""
+    patient = patient_reference(f.patient) if f.patient else None
+
+    def load() -> SessionListing:
+        with transaction(rt.engine) as db:
+            total, records = list_sessions(
+                db,
+                patient=patient,
+                state=f.state,
+                drug=f.drug,
+                since=f.since,
+                until=f.until,
+                offset=f.offset,
+                limit=f.limit,
+            )
+            statuses = outbox.statuses_by_session(db, [r.id for r in records])
+        return SessionListing(total, records, statuses)
+
+    return await run_sync(load)
+
+
+async def session_page(rt: Runtime, f: SessionFilters) -> SessionPage:
+    """The JSON page of :func:`session_listing`."""
+    listing = await session_listing(rt, f)
+    return SessionPage(
+        total=listing.total,
+        offset=f.offset,
+        limit=f.limit,
+        items=[SessionSummary.of(r, listing.statuses[r.id]) for r in listing.records],
+    )
+
+
+async def infusion_history(rt: Runtime, patient_id: str) -> InfusionHistory:
+    """Every session of the patient (newest first), total dose per drug, the mitoxantrone
+    cumulative dose in mg/m2, and the next due date per drug with the rule behind it."""
+    patient = patient_reference(patient_id)
+
+    def load() -> tuple[list[SessionRecord], dict[str, float | None], dict[str, list[str]]]:
+        with transaction(rt.engine) as db:
+            _, records = list_sessions(db, patient=patient, limit=None)
+            bsa = body_surface_areas(db, {r.order_id for r in records})
+            return records, bsa, outbox.statuses_by_session(db, [r.id for r in records])
+
+    records, bsa, statuses = await run_sync(load)
+    sessions_per_drug: dict[str, int] = defaultdict(int)
+    doses: dict[str, list[Dose]] = defaultdict(list)
+    for r in records:
+        sessions_per_drug[r.drug_key] += 1
+        if r.given_at is not None and r.dose is not None:
+            dose = Dose(session_id=r.id, given_at=r.given_at, dose=r.dose)
+            doses[r.drug_key].append(with_mg_per_m2(dose, bsa.get(r.order_id)))
+    return InfusionHistory(
+        patient=patient,
+        sessions=[SessionSummary.of(r, statuses[r.id]) for r in records],
+        drugs=patient_history(sessions_per_drug, doses, rt.catalog),
+    )
+
+
+@dataclass(frozen=True)
+class ResourceSearch:
+    """A FHIR search of finished sessions' resources, already parsed."""
+
+    resource_type: str
+    patient: str | None = None
+    category: str | None = None
+    dates: tuple[tuple[str, datetime], ...] = ()
+    """(prefix, instant) bounds on the resource's effective time."""
+    offset: int = 0
+    count: int = 50
+
+
+async def search(rt: Runtime, q: ResourceSearch) -> SearchPage:
+    def load() -> SearchPage:
+        with transaction(rt.engine) as db:
+            return search_resources(
+                db,
+                q.resource_type,
+                patient=patient_reference(q.patient) if q.patient else None,
+                category=q.category,
+                after=list(q.dates),
+                offset=q.offset,
+                limit=q.count,
+            )
+
+    return await run_sync(load)
+
+
+async def read_resource(rt: Runtime, resource_type: str, resource_id: str) -> Json:
+    def load() -> Json | None:
+        with transaction(rt.engine) as db:
+            return get_resource(db, resource_type, resource_id)
+
+    resource = await run_sync(load)
+    if resource is None:
+        raise NotFound(f"{resource_type}/{resource_id} is not known")
+    return resource
+
+
+async def session_record(rt: Runtime, session_id: str) -> list[Json]:
+    """Every FHIR resource of a finished session (``NotFound`` while it is not finished)."""
+
+    def load() -> list[Json]:
+        with transaction(rt.engine) as db:
+            if get_infusion_session(db, session_id) is None:
+                raise NotFound(f"session {session_id} does not exist", "session_id")
+            return session_resources(db, session_id)
+
+    resources = await run_sync(load)
+    if not resources:
+        raise NotFound(f"session {session_id} is not finished: it has no FHIR record yet")
+    return resources

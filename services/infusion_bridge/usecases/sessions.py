@@ -1,0 +1,169 @@
+"""Chair-side documentation: open an infusion session for an order, record its events
+(queueing the write-back in the same transaction as the event that finishes it), read it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from anyio.to_thread import run_sync
+from sqlalchemy.engine import Engine
+
+from fhir_mappings.local_resources import local_resources
+
+from ..clock import utcnow
+from ..domain.catalog import DrugCatalog
+from ..domain.errors import Conflict, DomainError, NotFound
+from ..domain.order_rules import check_dose_unit
+from ..domain.orders import OrderStatus
+from ..domain.sessions import (
+    DELIVERED_STATES,
+    InfusionEnd,
+    InfusionSession,
+    Premedication,
+    SessionEvent,
+    Stop,
+    TransitionError,
+    record,
+)
+from ..read_models import SessionRecord, SessionView
+from ..runtime import Runtime
+from ..store import outbox
+from ..store.db import transaction, write_transaction
+from ..store.fhir_resources import session_resources, store_resources
+from ..store.infusion_sessions import (
+    ConcurrentUpdate,
+    get_infusion_session,
+    insert_session,
+    save_session,
+)
+from ..store.orders import get_order
+from .writeback import build_writeback
+
+
+async def open_session(rt: Runtime, order_id: str) -> SessionView:
+    """A scheduled session for a cached, active infusion order."""
+    record = await run_sync(lambda: start_session(rt.engine, order_id, now=utcnow()))
+    return SessionView.of(record, [])
+
+
+def start_session(engine: Engine, order_id: str, *, now: datetime) -> SessionRecord:
+    """Open the session in one transaction (also used directly by tests and benchmarks)."""
+    with write_transaction(engine) as db:
+        found = get_order(db, order_id)
+        if found is None or found.deleted:
+            raise NotFound(f"order {order_id} is not in the cache", "order_id")
+        order = found.order
+        if order.role != "infusion":
+            raise DomainError(f"order {order_id} is a premedication order", "order_id")
+        if order.status is not OrderStatus.ACTIVE:
+            raise Conflict(f"order {order_id} is {order.status.value}, not active", "order_id")
+        infusion = InfusionSession(
+            id=uuid.uuid4().hex,
+            order_id=order.id,
+            patient=order.patient,
+            drug_key=order.drug.key,
+            created_at=now,
+        )
+        return insert_session(db, infusion, now=now)
+
+
+async def record_event(rt: Runtime, session_id: str, event: SessionEvent) -> SessionView:
+    """Append one event and return the session as it is now; wakes the delivery worker
+    when the event finished the session (its write-back was queued)."""
+    queued = await run_sync(
+        lambda: append_event(
+            rt.engine,
+            session_id,
+            event,
+            catalog=rt.catalog,
+            identifier_system=rt.settings.identifier_system,
+            now=utcnow(),
+        )
+    )
+    if queued:
+        rt.wake_delivery()
+    return await read_session(rt, session_id)
+
+
+def append_event(
+    engine: Engine,
+    session_id: str,
+    event: SessionEvent,
+    *,
+    catalog: DrugCatalog,
+    identifier_system: str,
+    now: datetime,
+) -> bool:
+    """Append one event in one transaction; returns whether a write-back was queued.
+
+    The event that finishes a session also, in the same transaction, builds the write-back
+    Bundle once, queues it in the outbox, and keeps its resources for the ``/fhir`` reads.
+    """
+    with write_transaction(engine) as db:
+        found = get_infusion_session(db, session_id)
+        if found is None or found.infusion is None:
+            raise NotFound(f"session {session_id} does not exist", "session_id")
+        current = found.infusion
+        drug = catalog.by_key(current.drug_key)
+        _check_drugs(event, current, catalog)
+        try:
+            updated = record(
+                current,
+                event,
+                event_id=uuid.uuid4().hex[:12],
+                now=now,
+                observation_minutes=drug.observation_minutes if drug else 0,
+            )
+        except TransitionError as exc:
+            raise Conflict(str(exc), exc.element) from exc
+        try:
+            save_session(db, updated, expected_version=found.version, now=now)
+        except ConcurrentUpdate as exc:
+            raise Conflict("the session changed meanwhile; reload and try again") from exc
+        queued = updated.state in DELIVERED_STATES and current.state not in DELIVERED_STATES
+        if queued:
+            try:
+                bundle = build_writeback(
+                    db, updated, catalog=catalog, identifier_system=identifier_system
+                )
+            except (ValueError, LookupError) as exc:
+                raise DomainError(f"the session cannot be written as FHIR: {exc}") from exc
+            outbox.enqueue(db, session_id, payload=bundle, now=now)
+            store_resources(db, session_id, updated.patient, local_resources(bundle))
+        return queued
+
+
+async def read_session(rt: Runtime, session_id: str) -> SessionView:
+    """The full record: timeline, order, deliveries, the administrations sent to the EHR."""
+
+    def load() -> SessionView:
+        with transaction(rt.engine) as db:
+            found = get_infusion_session(db, session_id)
+            if found is None:
+                raise NotFound(f"session {session_id} does not exist", "session_id")
+            return SessionView.of(
+                found,
+                outbox.deliveries_for(db, session_id),
+                order=get_order(db, found.order_id),
+                administrations=session_resources(db, session_id, "MedicationAdministration"),
+            )
+
+    return await run_sync(load)
+
+
+def _check_drugs(event: SessionEvent, current: InfusionSession, catalog: DrugCatalog) -> None:
+    """The drug of a premedication is a known premedication; recorded doses are in a unit
+    that fits the drug (the same rule as for orders)."""
+    violation = None
+    if isinstance(event, Premedication):
+        entry = catalog.by_key(event.drug) or catalog.by_rxnorm(event.drug)
+        if entry is None or entry.drug_class == "infusion":
+            raise DomainError(f"{event.drug!r} is not a known premedication", "drug")
+        violation = check_dose_unit(entry, event.dose.unit, "dose.unit")
+    if isinstance(event, InfusionEnd | Stop):
+        entry = catalog.by_key(current.drug_key)
+        if entry is not None:
+            violation = check_dose_unit(entry, event.dose_given.unit, "dose_given.unit")
+    if violation is not None:
+        raise DomainError.because(violation.code, violation.message, violation.element)
