@@ -131,10 +131,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         route = request.scope.get("route")
+        # exc_info becomes the type and traceback frames only (logging.exception_summary):
+        # the message may carry the database's DETAIL or bound parameters.
         log.error(
             "unhandled_error",
             route=getattr(route, "path", None),
             method=request.method,
-            error=type(exc).__name__,
+            exc_info=exc,
         )
         return outcome_response(500, [Issue("exception", "internal error; see the service log")])
