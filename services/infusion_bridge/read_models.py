@@ -154,6 +154,19 @@ class DeliveryView(BaseModel):
     response: dict[str, Any] | None
     created_at: datetime
     delivered_at: datetime | None
+    failing_since: datetime | None = None
+    """When its current run of transient failures began (None while it is not failing)."""
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    """The outbox at a glance, for metrics: how many per status, how old the backlog is."""
+
+    counts: dict[str, int]
+    oldest_waiting_since: datetime | None
+    """Creation time of the oldest delivery not yet delivered nor dead."""
+    failing_long: int
+    """Deliveries failing since before the warning age."""
 
 
 class SessionView(BaseModel):

@@ -112,6 +112,8 @@ class OutboxRow(SQLModel, table=True):
     created_at: datetime
     updated_at: datetime
     delivered_at: datetime | None = None
+    failing_since: datetime | None = None
+    """When the current run of transient failures began (the retry horizon counts from it)."""
 
 
 class FhirResourceRow(SQLModel, table=True):
