@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -17,8 +17,12 @@ import httpx
 
 
 @contextmanager
-def slow_proxy(upstream: str, delay: float) -> Iterator[tuple[str, threading.Event]]:
-    """Yields (base URL ending in /fhir, an Event set once a POST has reached upstream)."""
+def slow_proxy(
+    upstream: str, delay: float, hold: Callable[[bytes], bool] | None = None
+) -> Iterator[tuple[str, threading.Event]]:
+    """Yields (base URL ending in /fhir, an Event set once a held POST has reached upstream).
+
+    Every POST is held ``delay`` seconds, or only those whose body ``hold`` picks."""
     forwarded = threading.Event()
     client = httpx.Client(timeout=60)
 
@@ -33,7 +37,7 @@ def slow_proxy(upstream: str, delay: float) -> Iterator[tuple[str, threading.Eve
             upstream_response = client.request(
                 self.command, upstream + path, content=body, headers=headers
             )
-            if self.command == "POST":
+            if self.command == "POST" and (hold is None or hold(body or b"")):
                 forwarded.set()
                 time.sleep(delay)
             self.send_response(upstream_response.status_code)

@@ -1,6 +1,6 @@
 """What the service holds for its lifetime, shared by every entry point and use case:
-settings, the database engine, the EHR client, the drug catalog, and the hooks that wake
-background work (the delivery worker, the pull sync)."""
+settings, the database engine, the EHR client and its probe, the drug catalog, the metrics,
+and the hooks that wake background work (the delivery worker, the pull sync)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from sqlalchemy.engine import Engine
 
 from .domain.catalog import DrugCatalog
 from .ehr.client import EhrClient
+from .ehr.probe import EhrProbe
+from .metrics import Metrics
 from .settings import Settings
 
 
@@ -27,6 +29,9 @@ class Runtime:
     engine: Engine
     ehr: EhrClient
     catalog: DrugCatalog
+    probe: EhrProbe | None = None
+    """The background EHR probe whose cached result readiness reports."""
+    metrics: Metrics = field(default_factory=Metrics)
     wake_delivery: Callable[[], None] = _nothing
     """Tell the delivery worker something became due (set when a worker runs here)."""
     sync_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     ehr_timeout_seconds: float = Field(default=10.0, gt=0)
     ehr_connect_timeout_seconds: float = Field(default=3.0, gt=0)
     ehr_max_connections: int = Field(default=20, ge=1)
+    ehr_probe_interval_seconds: float = Field(
+        default=5.0, gt=0, description="How often the background probe asks the EHR /metadata."
+    )
+    ehr_probe_timeout_seconds: float = Field(
+        default=2.0, gt=0, le=30, description="The probe's whole deadline (its own connection)."
+    )
     ehr_bearer_token: SecretStr | None = Field(
         default=None, description="Sent as 'Authorization: Bearer ...' to the EHR when set."
     )
@@ -52,6 +58,19 @@ class Settings(BaseSettings):
     delivery_lease_seconds: float = Field(default=60.0, gt=0)
     delivery_retry_base_seconds: float = Field(default=1.0, gt=0)
     delivery_retry_cap_seconds: float = Field(default=300.0, gt=0)
+    delivery_retry_horizon_seconds: float = Field(
+        default=96 * 3600,
+        gt=0,
+        description="Transient failures are retried this long, then the delivery is dead.",
+    )
+    delivery_warn_after_seconds: float = Field(
+        default=15 * 60, gt=0, description="Warn (log + metric) about deliveries failing longer."
+    )
+    delivery_recovery_spread_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="When the EHR is back, waiting deliveries are retried within this (jitter).",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -28,22 +30,35 @@ def test_client_reads_metadata_and_reports_404_with_outcome(sandbox: HapiSandbox
     asyncio.run(scenario())
 
 
+def _ready_status(client: TestClient, expected: int, within: float) -> dict[str, Any]:
+    """Poll readiness until it says ``expected`` (the probe runs in the background)."""
+    deadline = time.monotonic() + within
+    while True:
+        r = client.get("/health/ready")
+        if r.status_code == expected or time.monotonic() > deadline:
+            assert r.status_code == expected, r.text
+            body: dict[str, Any] = r.json()
+            return body
+        time.sleep(0.2)
+
+
 @pytest.mark.disruptive
 def test_ready_turns_503_when_the_sandbox_stops(sandbox: HapiSandbox, tmp_path) -> None:
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'store.db'}",
         ehr_base_url=sandbox.base_url,
         ehr_timeout_seconds=5,
+        ehr_probe_interval_seconds=0.5,
         log_format="console",
     )
     try:
         with TestClient(create_app(settings)) as client:
-            assert client.get("/health/ready").status_code == 200
+            up = _ready_status(client, 200, within=10)
+            assert up["checks"]["ehr"]["fhirVersion"] == "4.0.1"
             sandbox.stop()
-            r = client.get("/health/ready")
-            assert r.status_code == 503
-            assert r.json()["checks"]["ehr"]["status"] == "down"
-            assert r.json()["checks"]["database"]["status"] == "ok"
+            down = _ready_status(client, 503, within=5)
+            assert down["checks"]["ehr"]["status"] == "down"
+            assert down["checks"]["database"]["status"] == "ok"
 
             async def unreachable() -> None:
                 async with EhrClient(sandbox.base_url) as ehr:

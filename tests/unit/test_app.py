@@ -18,21 +18,27 @@ def test_live_is_ok(client: TestClient) -> None:
     assert r.headers["x-request-id"]
 
 
-def test_ready_when_database_and_ehr_answer(client: TestClient) -> None:
+def test_ready_reports_the_background_probe_when_database_and_ehr_answer(
+    client: TestClient,
+) -> None:
     with respx.mock(base_url=FAKE_EHR) as ehr:
         ehr.get("/metadata").respond(
             200, json={"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1"}
         )
+        client.portal.call(client.app.state.runtime.probe.check)
         r = client.get("/health/ready")
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["checks"]["database"]["status"] == "ok"
-    assert body["checks"]["ehr"] == {"status": "ok", "fhirVersion": "4.0.1"}
+    ehr_check = body["checks"]["ehr"]
+    assert (ehr_check["status"], ehr_check["fhirVersion"]) == ("ok", "4.0.1")
+    assert 0 <= ehr_check["checkedSecondsAgo"] < 5
 
 
 def test_ready_503_with_reason_when_ehr_is_down(client: TestClient) -> None:
     with respx.mock(base_url=FAKE_EHR) as ehr:
         ehr.get("/metadata").mock(side_effect=httpx.ConnectError("refused"))
+        client.portal.call(client.app.state.runtime.probe.check)
         r = client.get("/health/ready")
     assert r.status_code == 503
     body = r.json()

@@ -191,8 +191,12 @@ def test_backoff_policy_grows_caps_and_honours_retry_after() -> None:
 def test_lanes_keep_concurrency_deliveries_in_flight_and_refill(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    batches = [[1, 2, 3], [4, 5, 3], []]  # the second fetch repeats 3 (still due): not resent
-    monkeypatch.setattr(outbox, "due_ids", lambda *_a, **_k: batches.pop(0) if batches else [])
+    pending = [1, 2, 3, 4, 5]  # each stays due until its delivery ends: never sent twice
+
+    def fake_due(*_a: object, limit: int, exclude: set[int], **_k: object) -> list[int]:
+        return [i for i in pending if i not in exclude][:limit]
+
+    monkeypatch.setattr(outbox, "due_ids", fake_due)
     worker, _ = _worker(engine, Clock())
     worker.concurrency = 2
     in_flight, peak, sent = 0, 0, []
@@ -203,6 +207,7 @@ def test_lanes_keep_concurrency_deliveries_in_flight_and_refill(
         peak = max(peak, in_flight)
         await asyncio.sleep(0.01)
         sent.append(row_id)
+        pending.remove(row_id)
         in_flight -= 1
 
     monkeypatch.setattr(worker, "deliver", fake_deliver)

@@ -11,15 +11,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fhir_mappings.operation_outcome import single_issue
 
 from ..logging import get_logger
+from ..metrics import Metrics
 
 log = get_logger("infusion_bridge.access")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class AccessLogMiddleware:
-    """One log line per request: method, route template, status, duration, request id."""
+    """One log line per request: method, route template, status, duration, request id;
+    and the same figures into the request histogram of ``metrics``, when given."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -39,15 +43,19 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
+            route = getattr(scope.get("route"), "path", "<unmatched>")
+            elapsed = time.perf_counter() - start
             log.info(
                 "request",
                 method=scope["method"],
-                route=getattr(route, "path", "<unmatched>"),
+                route=route,
                 status=status,
-                ms=round((time.perf_counter() - start) * 1000, 2),
+                ms=round(elapsed * 1000, 2),
                 request_id=request_id,
             )
+            if self.metrics is not None:
+                method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+                self.metrics.http_requests.labels(method, route, str(status)).observe(elapsed)
 
 
 class _BodyTooLarge(Exception):

@@ -6,6 +6,7 @@ the job of ``fhir_mappings``. Every failure is raised as an ``EhrError`` subclas
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -16,6 +17,7 @@ from urllib.parse import urljoin
 import httpx
 import orjson
 
+from ..metrics import Metrics
 from .errors import (
     EhrClientError,
     EhrError,
@@ -24,6 +26,7 @@ from .errors import (
     EhrServerError,
     EhrUnavailable,
 )
+from .health import EhrHealth
 
 FHIR_JSON = "application/fhir+json"
 Json = dict[str, Any]
@@ -62,8 +65,12 @@ class EhrClient:
         max_connections: int = 20,
         bearer_token: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        health: EhrHealth | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
+        self.health = health
+        self.metrics = metrics
         headers = {"Accept": FHIR_JSON, "User-Agent": "infusion-bridge"}
         if bearer_token:
             headers["Authorization"] = f"Bearer {bearer_token}"
@@ -161,17 +168,47 @@ class EhrClient:
         if body is not None:
             content = orjson.dumps(body)
             send_headers["Content-Type"] = FHIR_JSON
+        started = time.perf_counter()
+        interaction = _interaction(method, url)
         try:
             response = await self._http.request(
                 method, url, content=content, params=params, headers=send_headers
             )
         except httpx.TimeoutException as exc:
+            self._observe(interaction, started, "timeout", reached=False)
             raise EhrUnavailable(f"EHR timed out on {method} {_path(url)}") from exc
         except httpx.TransportError as exc:
+            self._observe(interaction, started, "unavailable", reached=False)
             raise EhrUnavailable(
                 f"EHR unreachable on {method} {_path(url)}: {type(exc).__name__}"
             ) from exc
-        return _interpret(method, url, response)
+        try:
+            answer = _interpret(method, url, response)
+        except EhrResponseError as exc:
+            kind = (
+                "invalid_response"
+                if isinstance(exc, EhrInvalidResponse)
+                else "server_error"
+                if exc.status_code >= 500
+                else "client_error"
+            )
+            self._observe(interaction, started, kind, reached=exc.status_code < 500)
+            raise
+        self._observe(interaction, started, None, reached=True)
+        return answer
+
+    def _observe(
+        self, interaction: str, started: float, error: str | None, *, reached: bool
+    ) -> None:
+        """Feed the metrics (latency by interaction, errors by kind) and the health tracker."""
+        if self.metrics is not None:
+            self.metrics.ehr_calls.labels(interaction, error or "ok").observe(
+                time.perf_counter() - started
+            )
+            if error is not None:
+                self.metrics.ehr_errors.labels(error).inc()
+        if self.health is not None:
+            self.health.record(reached=reached)
 
 
 def next_link(bundle: Json) -> str | None:
@@ -234,6 +271,23 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _interaction(method: str, url: str) -> str:
+    """A bounded name for a call (a metric label): never an id or a query."""
+    path = _path(url)
+    if "://" in path:  # a link the server gave us: the next page of a search
+        return "search"
+    parts = [p for p in path.split("/") if p]
+    if any(p.startswith("$") for p in parts):
+        return "operation"
+    if not parts:
+        return "transaction" if method == "POST" else "base"
+    if parts == ["metadata"]:
+        return "metadata"
+    if method == "GET":
+        return "read" if len(parts) >= 2 else "search"
+    return {"POST": "create", "PUT": "update", "DELETE": "delete"}.get(method, "other")
 
 
 def _path(url: str) -> str:

@@ -163,6 +163,7 @@ async def run_sync_once(rt: Runtime) -> SyncSummary | None:
                 summary = await sync_orders(
                     rt.ehr, rt.engine, rt.catalog, page_size=rt.settings.sync_page_size
                 )
+                rt.metrics.sync_last_success.set_to_current_time()
             except EhrError as exc:
                 log.warning("sync_failed", error=type(exc).__name__, retryable=exc.retryable)
             if not rt.sync_requested:

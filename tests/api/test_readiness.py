@@ -1,0 +1,127 @@
+"""Readiness never waits on the EHR: a hung EHR (accepts, never answers) gets 503 in < 1 s."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from harness.fhir_payloads import medication_request
+from harness.live_service import free_port
+from harness.timelines import completed_timeline, run_session, start_of_yesterday
+
+PROBES = 25
+PROBE_TIMEOUT_SECONDS = 2  # the default
+
+
+@contextmanager
+def service_process(tmp_path: Path, ehr: str) -> Iterator[str]:
+    """The service in its own process (as deployed), so the probes measure it alone."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "INFUSION_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+        "INFUSION_EHR_BASE_URL": ehr,
+        "INFUSION_PORT": str(port),
+        "INFUSION_SYNC_INTERVAL_SECONDS": "0",
+        "INFUSION_LOG_LEVEL": "WARNING",
+    }  # default timeouts: EHR calls 10 s, the probe 2 s
+    with (tmp_path / "service.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.infusion_bridge.cli", "serve"],
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/health/live", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, "the service exited"
+            assert time.monotonic() < deadline, "the service did not start"
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@contextmanager
+def hung_ehr() -> Iterator[str]:
+    """A socket that accepts every connection and never sends a byte."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=128)
+    server.settimeout(0.1)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/fhir"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def probe_all(svc: httpx.Client) -> list[tuple[float, httpx.Response]]:
+    """``PROBES`` readiness probes at once; (seconds, response) of each."""
+
+    def one(_: int) -> tuple[float, httpx.Response]:
+        started = time.monotonic()
+        response = svc.get("/health/ready")
+        return time.monotonic() - started, response
+
+    with ThreadPoolExecutor(PROBES) as pool:
+        return list(pool.map(one, range(PROBES)))
+
+
+def test_ready_answers_within_a_second_while_the_ehr_hangs(tmp_path: Path) -> None:
+    with (
+        hung_ehr() as ehr,
+        service_process(tmp_path, ehr) as url,
+        httpx.Client(base_url=url, timeout=30, limits=httpx.Limits(max_connections=PROBES)) as svc,
+    ):
+        put = svc.put(
+            "/fhir/MedicationRequest/ocr-h",
+            json=medication_request(),
+            headers={"Content-Type": "application/fhir+json"},
+        )
+        assert put.status_code == 201
+        run_session(svc, "ocr-h", completed_timeline(start_of_yesterday(), vitals=1))
+        # the write-back now hangs on the EHR for its 10 s read timeout
+        rounds = [probe_all(svc)]
+        time.sleep(PROBE_TIMEOUT_SECONDS + 0.5)  # the first probe has given up by now
+        rounds.append(probe_all(svc))
+        delivery = svc.get("/deliveries").json()[0]
+    for results in rounds:
+        slowest = max(seconds for seconds, _ in results)
+        assert slowest < 1, f"slowest readiness probe took {slowest:.2f}s"
+        assert {r.status_code for _, r in results} == {503}
+        assert all(r.json()["checks"]["database"]["status"] == "ok" for _, r in results)
+    assert rounds[0][0][1].json()["checks"]["ehr"]["status"] == "down"
+    assert rounds[1][0][1].json()["checks"]["ehr"]["reason"] == "no answer in 2s"
+    assert delivery["status"] == "delivering"  # the worker's call really was hanging
