@@ -153,10 +153,18 @@ def test_sessions_completed_while_the_ehr_is_down_are_all_delivered_after_it_ret
             time.sleep(2)
             waiting = svc.get("/deliveries", params={"status": "pending"}).json()
             assert sorted(d["session_id"] for d in waiting) == sorted(sids)
-            assert all(d["attempts"] >= 1 and "unreachable" in d["last_error"] for d in waiting)
+            # one patient: the first is retried, the later ones wait their turn (in order)
+            first, *later = sorted(waiting, key=lambda d: d["id"])
+            assert first["attempts"] >= 1
+            assert "unreachable" in first["last_error"]
+            assert [d["attempts"] for d in later] == [0, 0]
         finally:
             sandbox.start()
         wait_delivered(svc, sids, timeout=120)
+        delivered = sorted(svc.get("/deliveries").json(), key=lambda d: d["id"])
+        assert [d["session_id"] for d in delivered] == sids
+        times = [d["delivered_at"] for d in delivered]
+        assert times == sorted(times)  # in the order the sessions were completed
     with httpx.Client(base_url=sandbox.base_url + "/", timeout=30) as ehr:
         for sid in sids:
             _expect_one_copy(ehr, sid, patient)
