@@ -30,8 +30,24 @@ DEMO_USERS: tuple[str, ...] = ("nurse", "clinician", "admin", "security-officer"
 # Demo-only secrets of the confidential clients in realm/infusion-bridge-realm.json.
 DEMO_CLIENT_SECRETS: dict[str, str] = {
     "ehr": "ehr-demo-secret",
-    "infusion-bridge-web": "infusion-bridge-web-demo-secret",
 }
+STAFF_SCOPES = " ".join(
+    [
+        "openid",
+        "user/MedicationRequest.rs",
+        "user/MedicationAdministration.rs",
+        "user/Observation.rs",
+        "user/Encounter.rs",
+        "user/AdverseEvent.rs",
+        "user/Procedure.rs",
+        "user/AuditEvent.rs",
+        "user/Session.rs",
+        "user/Session.cu",
+    ]
+)
+"""What a demo user asks for by default: every user/ scope; the roles then decide."""
+PATIENT_SCOPES = "openid launch/patient patient/*.rs"
+"""A user launched in a patient's context (the demo realm pins Patient/demo-patient-1)."""
 # Clients with a service account and a client secret: ``token()`` uses client credentials.
 SERVICE_ACCOUNT_CLIENTS: tuple[str, ...] = ("ehr",)
 
@@ -138,7 +154,14 @@ class KeycloakSandbox:
             raise RuntimeError(f"Keycloak on port {self.port} is running; stop it before wipe()")
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
-    def token_response(self, as_: str, *, scope: str | None = None) -> dict[str, object]:
+    def token_response(
+        self,
+        as_: str,
+        *,
+        scope: str | None = None,
+        client_id: str = CLI_CLIENT_ID,
+        realm: str = REALM,
+    ) -> dict[str, object]:
         """The token endpoint's JSON answer for ``as_`` (see ``token``)."""
         form: dict[str, str]
         if as_ in SERVICE_ACCOUNT_CLIENTS:
@@ -151,13 +174,14 @@ class KeycloakSandbox:
             # Password grant: demo realm only (users' passwords equal their usernames).
             form = {
                 "grant_type": "password",
-                "client_id": CLI_CLIENT_ID,
+                "client_id": client_id,
                 "username": as_,
                 "password": as_,
             }
         if scope is not None:
             form["scope"] = scope
-        r = httpx.post(self.token_endpoint, data=form, timeout=30)
+        endpoint = f"{self.base_url}/realms/{realm}/protocol/openid-connect/token"
+        r = httpx.post(endpoint, data=form, timeout=30)
         if r.status_code != 200:
             raise RuntimeError(
                 f"token request as {as_!r} failed: HTTP {r.status_code} {r.text[:500]}"
@@ -165,7 +189,14 @@ class KeycloakSandbox:
         body: dict[str, object] = r.json()
         return body
 
-    def token(self, as_: str, *, scope: str | None = None) -> str:
+    def token(
+        self,
+        as_: str,
+        *,
+        scope: str | None = None,
+        client_id: str = CLI_CLIENT_ID,
+        realm: str = REALM,
+    ) -> str:
         """An access token for a demo user or a confidential client.
 
         ``as_`` is a demo user (``nurse``, ``clinician``, ``admin``, ``security-officer``;
@@ -174,7 +205,10 @@ class KeycloakSandbox:
         sent as is (space-separated), e.g. ``"openid user/Session.rs"``; optional scopes only
         appear in the token's ``scope`` claim when asked for.
         """
-        access_token = self.token_response(as_, scope=scope)["access_token"]
+        if scope is None and as_ not in SERVICE_ACCOUNT_CLIENTS:
+            scope = STAFF_SCOPES
+        answer = self.token_response(as_, scope=scope, client_id=client_id, realm=realm)
+        access_token = answer["access_token"]
         if not isinstance(access_token, str):
             raise RuntimeError(f"token response as {as_!r} has no access_token")
         return access_token

@@ -107,7 +107,7 @@ pick_java() {
 }
 
 realm_hash() {
-    { echo "keycloak $VERSION"; cat "$REALM_FILE"; } | sha256sum | cut -d' ' -f1
+    { echo "keycloak $VERSION"; cat "$HERE"/realm/*-realm.json; } | sha256sum | cut -d' ' -f1
 }
 
 cmd_fetch() {
@@ -217,9 +217,13 @@ launch() {
     local pid
     check_data_dir
     mkdir -p "$DATA_DIR" "$KC_HOME/data/import" "$(dirname "$LOG")" "$(dirname "$PID_FILE")"
-    # The import dir is fixed (<home>/data/import) and shared by all ports; the file is the same.
-    cp "$REALM_FILE" "$KC_HOME/data/import/.realm.tmp"
-    mv -f "$KC_HOME/data/import/.realm.tmp" "$KC_HOME/data/import/$REALM-realm.json"
+    # The import dir is fixed (<home>/data/import) and shared by all ports; the files are the
+    # same: the demo realm, and "elsewhere" (another issuer, for the tests' wrong-issuer case).
+    local realm_file
+    for realm_file in "$HERE"/realm/*-realm.json; do
+        cp "$realm_file" "$KC_HOME/data/import/.realm.tmp"
+        mv -f "$KC_HOME/data/import/.realm.tmp" "$KC_HOME/data/import/$(basename "$realm_file")"
+    done
     local -a cmd=(
         "$KC_HOME/bin/kc.sh"
         "-Dquarkus.transaction-manager.object-store.directory=$DATA_DIR/transaction-logs"

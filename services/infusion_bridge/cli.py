@@ -9,7 +9,7 @@ import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .app import build_ehr_client, create_app
+from .app import build_ehr_client, check_auth_switch, create_app
 from .domain.catalog import load_catalog
 from .ehr.errors import EhrError
 from .logging import configure_logging
@@ -30,6 +30,7 @@ def serve(
     """Run the HTTP service."""
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    check_auth_switch(settings, host or settings.host)
     app = create_app(settings)
     typer.echo(
         f"Infusion Bridge on http://{host or settings.host}:{port or settings.port} "

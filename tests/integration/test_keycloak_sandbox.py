@@ -8,29 +8,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
-from sandbox.keycloak_server import API_AUDIENCE, KeycloakSandbox
-
-
-@pytest.fixture(scope="module")
-def keycloak() -> Iterator[KeycloakSandbox]:
-    kc = KeycloakSandbox(port=int(os.environ.get("INFUSION_TEST_KEYCLOAK_PORT", "8181")))
-    if not kc.is_up():
-        kc.wipe()
-        started = time.monotonic()
-        kc.start()
-        kc.started_here = True
-        print(f"\nKeycloak sandbox up on :{kc.port} in {time.monotonic() - started:.0f}s")
-    yield kc
-    if kc.started_here and not os.environ.get("INFUSION_TEST_KEEP_SANDBOX"):
-        kc.stop()
+from sandbox.keycloak_server import API_AUDIENCE, PATIENT_SCOPES, KeycloakSandbox
 
 
 def claims(token: str) -> dict[str, Any]:
@@ -61,8 +43,29 @@ def test_nurse_token(keycloak: KeycloakSandbox) -> None:
 
 
 def test_optional_scopes_only_when_requested(keycloak: KeycloakSandbox) -> None:
-    scopes = set(claims(keycloak.token("clinician"))["scope"].split())
+    scopes = set(claims(keycloak.token("clinician", scope="openid"))["scope"].split())
     assert not any(s.startswith(("user/", "patient/", "launch/")) for s in scopes)
+    staff = set(claims(keycloak.token("clinician"))["scope"].split())
+    assert {"user/Session.rs", "user/MedicationRequest.rs"} <= staff
+
+
+def test_patient_launch_context(keycloak: KeycloakSandbox) -> None:
+    c = claims(keycloak.token("clinician", scope=PATIENT_SCOPES))
+    assert c["patient"] == "demo-patient-1"
+    assert "patient/*.rs" in c["scope"].split()
+
+
+def test_test_only_clients_and_realm(keycloak: KeycloakSandbox) -> None:
+    assert (
+        claims(keycloak.token("nurse", client_id="infusion-bridge-expiring"))["exp"]
+        - claims(keycloak.token("nurse", client_id="infusion-bridge-expiring"))["iat"]
+        <= 1
+    )
+    assert "infusion-bridge" not in str(
+        claims(keycloak.token("nurse", client_id="other-app")).get("aud")
+    )
+    elsewhere = claims(keycloak.token("nurse", realm="elsewhere"))
+    assert elsewhere["iss"].endswith("/realms/elsewhere")
 
 
 def test_each_demo_user_has_its_role(keycloak: KeycloakSandbox) -> None:
