@@ -14,6 +14,17 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from .tokens import TokenError, TokenVerifier
 
 
+async def end_session_url(verifier: TokenVerifier, id_token: str | None, after: str) -> str | None:
+    """Where to send the browser to sign out at the provider too (RP-initiated logout)."""
+    endpoint = (await verifier.discovery()).get("end_session_endpoint")
+    if not endpoint:
+        return None
+    query = {"post_logout_redirect_uri": after}
+    if id_token:
+        query["id_token_hint"] = id_token
+    return f"{endpoint}?{urlencode(query)}"
+
+
 class SignInFailed(Exception):
     """The provider refused the code exchange (expired, replayed, wrong client...)."""
 
@@ -49,8 +60,11 @@ class WebSignIn:
         )
         return f"{endpoint}?{query}", state, code_verifier
 
-    async def exchange(self, redirect_uri: str, code: str, code_verifier: str) -> dict[str, Any]:
-        """Trade the code for tokens; returns the verified access token's claims."""
+    async def exchange(
+        self, redirect_uri: str, code: str, code_verifier: str
+    ) -> tuple[dict[str, Any], str | None]:
+        """Trade the code for tokens: the verified access token's claims, and the ID token
+        (kept only as the hint for signing out at the provider)."""
         endpoint = str((await self.verifier.discovery())["token_endpoint"])
         form = {
             "grant_type": "authorization_code",
@@ -70,6 +84,8 @@ class WebSignIn:
         if answer.status_code != 200:
             raise SignInFailed(f"the identity provider refused the sign-in ({answer.status_code})")
         try:
-            return await self.verifier.claims(str(answer.json()["access_token"]))
+            tokens = answer.json()
+            claims = await self.verifier.claims(str(tokens["access_token"]))
+            return claims, tokens.get("id_token")
         except (TokenError, KeyError, ValueError) as exc:
             raise SignInFailed(f"the identity provider's token is not valid here: {exc}") from exc

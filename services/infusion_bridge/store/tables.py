@@ -184,4 +184,6 @@ class WebSessionRow(SQLModel, table=True):
     next_url: str = Field(default="/ui/sessions", max_length=512)
     claims: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     """The verified access token's claims (who, roles, scopes) once signed in."""
+    id_token: str | None = None
+    """The provider's ID token, sent back as the hint when signing out there too."""
     csrf_token: str = Field(max_length=64)

@@ -21,6 +21,7 @@ class WebSession:
     code_verifier: str | None
     next_url: str
     claims: dict[str, Any] | None
+    id_token: str | None
     csrf_token: str
 
 
@@ -33,6 +34,7 @@ def _of(row: WebSessionRow) -> WebSession:
         code_verifier=row.code_verifier,
         next_url=row.next_url,
         claims=row.claims,
+        id_token=row.id_token,
         csrf_token=row.csrf_token,
     )
 
@@ -71,12 +73,19 @@ def get(db: Session, key: str, *, now: datetime) -> WebSession | None:
 
 
 def activate(
-    db: Session, key: str, *, claims: dict[str, Any], expires_at: datetime, csrf_token: str
+    db: Session,
+    key: str,
+    *,
+    claims: dict[str, Any],
+    id_token: str | None,
+    expires_at: datetime,
+    csrf_token: str,
 ) -> None:
     row = db.get(WebSessionRow, key)
     assert row is not None
     row.state = "active"
     row.claims = claims
+    row.id_token = id_token
     row.oauth_state = None
     row.code_verifier = None
     row.expires_at = expires_at
@@ -89,6 +98,7 @@ def end(db: Session, key: str) -> None:
     if row is not None:
         row.state = "ended"
         row.claims = None
+        row.id_token = None
         db.add(row)
 
 

@@ -9,9 +9,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+import httpx
 from anyio.to_thread import run_sync
 
-from ..auth.oidc import SignInFailed, WebSignIn
+from ..auth.oidc import SignInFailed, WebSignIn, end_session_url
 from ..auth.tokens import principal_of
 from ..clock import utcnow
 from ..domain.access import Principal
@@ -82,7 +83,9 @@ async def finish(rt: Runtime, cookie: str | None, redirect_uri: str, state: str,
     if pending.oauth_state is None or not hmac.compare_digest(pending.oauth_state, state):
         raise Invalid("the sign-in answer does not belong to this browser", "state")
     try:
-        claims = await sign_in_client(rt).exchange(redirect_uri, code, pending.code_verifier)
+        claims, id_token = await sign_in_client(rt).exchange(
+            redirect_uri, code, pending.code_verifier
+        )
     except SignInFailed as exc:
         raise Unauthenticated(str(exc)) from exc
 
@@ -92,6 +95,7 @@ async def finish(rt: Runtime, cookie: str | None, redirect_uri: str, state: str,
                 db,
                 pending.key,
                 claims=claims,
+                id_token=id_token,
                 expires_at=utcnow() + timedelta(hours=rt.settings.web_session_hours),
                 csrf_token=secrets.token_urlsafe(24),
             )
@@ -108,10 +112,12 @@ async def signed_in(rt: Runtime, cookie: str | None) -> SignedIn | None:
     return SignedIn(principal_of(found.claims), found.csrf_token)
 
 
-async def sign_out(rt: Runtime, cookie: str | None, csrf_token: str) -> None:
+async def sign_out(rt: Runtime, cookie: str | None, csrf_token: str, after: str) -> str:
+    """End the session here; returns where to send the browser: the provider's sign-out
+    (so its own session ends too), which comes back to ``after``."""
     found = await _load(rt, cookie)
     if found is None:
-        return
+        return after
     if not hmac.compare_digest(found.csrf_token, csrf_token):
         raise Invalid("the sign-out form is stale; reload the page", "csrf_token")
 
@@ -120,6 +126,11 @@ async def sign_out(rt: Runtime, cookie: str | None, csrf_token: str) -> None:
             web_sessions.end(db, found.key)
 
     await run_sync(store)
+    try:
+        at_provider = await end_session_url(rt.verifier, found.id_token, after)
+    except (httpx.HTTPError, ValueError):
+        at_provider = None
+    return at_provider or after
 
 
 async def _load(rt: Runtime, cookie: str | None) -> web_sessions.WebSession | None:

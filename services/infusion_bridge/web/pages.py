@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
@@ -44,9 +44,19 @@ STATIC_PREFIX = "/ui/static"
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    "connect-src 'self'; form-action 'self' {idp}; base-uri 'none'; frame-ancestors 'none'"
 )
-"""Only this service: a page that tried to load anything from elsewhere would be blocked."""
+"""Only this service: a page that tried to load anything from elsewhere would be blocked.
+The one exception is the identity provider, where the sign-out form ends up (a form's
+redirects count as its action)."""
+
+
+def content_policy(request: Request | None) -> str:
+    runtime = getattr(request.app.state, "runtime", None) if request is not None else None
+    if runtime is None:
+        return CSP.format(idp="")
+    issuer = urlsplit(runtime.settings.auth_issuer)
+    return CSP.format(idp=f"{issuer.scheme}://{issuer.netloc}")
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 STAFF = ("nurse", "clinician")
@@ -104,7 +114,10 @@ def render(
     return HTMLResponse(
         html,
         status_code=status_code,
-        headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"},
+        headers={
+            "Content-Security-Policy": content_policy(request),
+            "X-Content-Type-Options": "nosniff",
+        },
     )
 
 
@@ -182,11 +195,14 @@ async def logout(
     request: Request, rt: RuntimeDep, csrf_token: Annotated[str, Form()] = ""
 ) -> Response:
     """End the browser's session here (the CSRF token proves the form is ours)."""
+    after = str(request.url_for("signed_out"))
     try:
-        await web_sign_in.sign_out(rt, request.cookies.get(SESSION_COOKIE), csrf_token)
+        then = await web_sign_in.sign_out(
+            rt, request.cookies.get(SESSION_COOKIE), csrf_token, after
+        )
     except DomainError as exc:
         return message(request, 400, "Not signed out", str(exc))
-    response = RedirectResponse("/ui/signed-out", status_code=303)
+    response = RedirectResponse(then, status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 

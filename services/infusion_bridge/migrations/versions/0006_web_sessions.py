@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("code_verifier", sa.String(length=128), nullable=True),
         sa.Column("next_url", sa.String(length=512), nullable=False),
         sa.Column("claims", sa.JSON(), nullable=True),
+        sa.Column("id_token", sa.String(), nullable=True),
         sa.Column("csrf_token", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
