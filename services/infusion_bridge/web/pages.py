@@ -58,6 +58,7 @@ def content_policy(request: Request | None) -> str:
     issuer = urlsplit(runtime.settings.auth_issuer)
     return CSP.format(idp=f"{issuer.scheme}://{issuer.netloc}")
 
+
 router = APIRouter(prefix="/ui", include_in_schema=False)
 STAFF = ("nurse", "clinician")
 ReadingSession = Annotated[
