@@ -16,6 +16,7 @@ from typing import Any, Final
 from fhir_mappings import codes
 from fhir_mappings.datatypes import (
     coding,
+    drug_concept,
     fhir_date_time,
     fhir_number,
     quantity_to_fhir,
@@ -76,7 +77,7 @@ def infusion_administration(
     outcome = _outcome(session)
     if outcome.reason:
         resource["statusReason"] = [{"text": outcome.reason}]
-    resource["medicationCodeableConcept"] = _medication(catalog, order.drug.rxnorm, order.drug.name)
+    resource["medicationCodeableConcept"] = drug_concept(order.drug, catalog)
     resource["subject"] = {"reference": subject}
     resource["context"] = {"reference": encounter}
     if outcome.start is None:

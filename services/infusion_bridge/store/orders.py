@@ -193,7 +193,7 @@ def _fields(
         "status": order.status.value,
         "patient": order.patient,
         "drug_key": order.drug.key,
-        "rxnorm": order.drug.rxnorm,
+        "rxnorm": order.drug.rxnorm or order.drug.ndc or "",  # the code the EHR sent
         "role": order.role,
         "group_value": _group_key(order),
         "deleted": False,
