@@ -149,10 +149,22 @@ def list_orders(
     return total, [record_of(r) for r in rows]
 
 
+CLOSED_STATUSES = ("cancelled", "completed", "stopped", "entered-in-error")
+"""Orders of an earlier cycle (or withdrawn) that a session must not link to."""
+
+
 def linked_orders(db: Session, row: OrderRecord) -> list[OrderRecord]:
-    """Orders linked to ``row``: premeds based on it, or sharing its groupIdentifier."""
+    """Orders linked to ``row``: premeds based on it, or sharing its groupIdentifier.
+
+    Only orders of the same patient that are still open: a ``groupIdentifier`` value is not
+    unique across patients, and cancelled or completed orders belong to earlier cycles.
+    """
     based = select(OrderLinkRow.order_id).where(OrderLinkRow.target_id == row.id)
-    query = select(OrderRow).where(OrderRow.id != row.id)
+    query = select(OrderRow).where(
+        OrderRow.id != row.id,
+        OrderRow.patient == row.patient,
+        col(OrderRow.status).not_in(CLOSED_STATUSES),
+    )
     if row.group_value:
         query = query.where(
             or_(col(OrderRow.id).in_(based), OrderRow.group_value == row.group_value)
