@@ -35,6 +35,7 @@ from .logging import get_logger
 from .runtime import Runtime
 from .settings import Settings, get_settings
 from .store.db import make_engine, migrate
+from .usecases import ehr_history
 from .usecases.order_sync import periodic_sync
 from .web import install_web
 
@@ -91,6 +92,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sync_task = (
             asyncio.create_task(periodic_sync(rt)) if settings.sync_interval_seconds > 0 else None
         )
+        pulls: set[asyncio.Task[None]] = set()
+        if settings.ehr_history_on_order:
+            pulling: set[str] = set()
+
+            def request_pull(patient: str) -> None:
+                task = asyncio.create_task(ehr_history.pull_in_background(rt, patient, pulling))
+                pulls.add(task)
+                task.add_done_callback(pulls.discard)
+
+            rt.request_history_pull = request_pull
         log.info(
             "started", ehr_base_url=settings.ehr_base_url, database=engine.url.get_backend_name()
         )
@@ -99,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if sync_task is not None:
                 tasks.append(sync_task)
+            tasks += list(pulls)
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -7,17 +7,32 @@ pydantic models below as they are; the web pages format the same objects.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel
 
+from .domain.ehr_records import BodyMeasurement, PatientDetails
 from .domain.history import DrugHistory
 from .domain.orders import Drug, InfusionOrder, Quantity, Rate, Schedule
 from .domain.sessions import InfusionSession, SessionEvent
 
 Json = dict[str, Any]
+
+
+def patient_details(
+    patient: str, ehr: PatientDetails | None, orders: list[OrderRecord]
+) -> PatientDetails:
+    """Who the patient is: the Patient read from the EHR, else an order's ``subject.display``."""
+    if ehr is not None and (ehr.name or ehr.birth_date):
+        return ehr
+    for order in orders:
+        subject = order.resource.get("subject")
+        display = subject.get("display") if isinstance(subject, dict) else None
+        if isinstance(display, str) and display.strip():
+            return PatientDetails(patient=patient, name=display.strip(), source="order")
+    return PatientDetails(patient=patient)
 
 
 @dataclass(frozen=True)
@@ -257,8 +272,25 @@ class SessionListing:
 
 class InfusionHistory(BaseModel):
     patient: str
+    patient_name: str | None = None
+    patient_birth_date: date | None = None
     sessions: list[SessionSummary]
     drugs: list[DrugHistory]
+    measurements: list[BodyMeasurement] = []
+    """The latest body weight, height, body surface area and LVEF read from the EHR."""
+
+
+class EhrPullView(BaseModel):
+    """What one pull of a patient's history from the EHR brought back."""
+
+    patient: str
+    administrations: int
+    """Earlier MedicationAdministrations of catalog drugs (not the ones written back from here)."""
+    measurements: int
+    """Body weight, height, body surface area and LVEF Observations."""
+    patient_found: bool
+    skipped: int
+    """Resources that could not be used (not R4, no date or value, not a catalog drug)."""
 
 
 @dataclass(frozen=True)

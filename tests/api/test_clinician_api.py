@@ -80,11 +80,14 @@ def test_patient_history_totals_and_next_due(client: TestClient, finished: dict[
     last = DAY2 + timedelta(minutes=35)
     assert ocrelizumab["last_given"] == last.date().isoformat()
     assert ocrelizumab["next_due"] == (last.date() + timedelta(weeks=24)).isoformat()
-    assert "every 24 weeks" in ocrelizumab["rule"]
+    assert "the order's timing: every 24 wk after the last dose" in ocrelizumab["rule"]
     assert client.get("/patients/nobody/infusions").json() == {
         "patient": "Patient/nobody",
+        "patient_name": None,
+        "patient_birth_date": None,
         "sessions": [],
         "drugs": [],
+        "measurements": [],
     }
 
 

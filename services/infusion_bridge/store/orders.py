@@ -174,6 +174,21 @@ def linked_orders(db: Session, row: OrderRecord) -> list[OrderRecord]:
     return [record_of(r) for r in db.exec(query.order_by(col(OrderRow.id))).all()]
 
 
+def active_infusion_orders(db: Session, patient: str) -> list[OrderRecord]:
+    """The patient's active infusion orders, newest first."""
+    rows = db.exec(
+        select(OrderRow)
+        .where(
+            OrderRow.patient == patient,
+            OrderRow.status == "active",
+            OrderRow.role == "infusion",
+            col(OrderRow.deleted).is_(False),
+        )
+        .order_by(col(OrderRow.received_at).desc(), col(OrderRow.id).desc())
+    ).all()
+    return [record_of(r) for r in rows]
+
+
 def body_surface_areas(db: Session, order_ids: set[str]) -> dict[str, float | None]:
     """The body surface area (m2) each of these orders carries, if any."""
     rows = db.exec(select(OrderRow).where(col(OrderRow.id).in_(order_ids)))
