@@ -27,6 +27,7 @@ from services.infusion_bridge.domain.catalog import DrugCatalog
 from services.infusion_bridge.domain.orders import InfusionOrder, Quantity
 from services.infusion_bridge.domain.sessions import (
     Discharge,
+    GateOverride,
     InfusionEnd,
     InfusionSession,
     InfusionStart,
@@ -197,6 +198,11 @@ def _infusion_notes(session: InfusionSession) -> list[str]:
         event = item.event
         if isinstance(event, Reaction):
             notes.append(f"{_clock(item)} {reaction_text(event)} (severity {event.severity})")
+        elif isinstance(event, GateOverride):
+            notes.append(
+                f"{_clock(item)} Safety gate '{event.gate}' overridden by {event.by}: "
+                f"{event.reason}"
+            )
         elif isinstance(event, Discharge) and event.override_reason:
             notes.append(
                 f"Discharged before the end of post-infusion observation: {event.override_reason}"

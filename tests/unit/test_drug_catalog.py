@@ -198,7 +198,9 @@ def test_premedication_requirements_name_catalogued_premedications() -> None:
 def test_observation_minutes_by_infusion_number() -> None:
     catalog = load_catalog()
     nat, ubl, ocr = (catalog.by_key(k) for k in ("natalizumab", "ublituximab", "ocrelizumab"))
-    assert nat is not None and ubl is not None and ocr is not None
+    assert nat is not None
+    assert ubl is not None
+    assert ocr is not None
     assert [nat.observation_minutes_for(n) for n in (1, 12, 13)] == [60, 60, 0]
     assert [ubl.observation_minutes_for(n) for n in (1, 2, 3)] == [60, 60, 0]
     assert ocr.observation_minutes_for(40) == 60
