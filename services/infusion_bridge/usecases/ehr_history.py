@@ -25,23 +25,30 @@ from fhir_mappings.ehr_history import (
 
 from ..clock import utcnow
 from ..domain.ehr_records import EhrHistory
-from ..domain.errors import Unavailable
+from ..domain.errors import NotFound, Unavailable
 from ..domain.orders import patient_reference
 from ..ehr.errors import EhrClientError, EhrError
 from ..ehr.search import search_matches
 from ..logging import get_logger
 from ..read_models import EhrPullView
 from ..runtime import Runtime
+from ..store import audit
 from ..store.db import write_transaction
 from ..store.ehr_records import save_ehr_history
 
 log = get_logger(__name__)
 
 
-async def pull_patient_history(rt: Runtime, patient_id: str) -> EhrPullView:
+async def pull_patient_history(
+    rt: Runtime, patient_id: str, compartment: str | None = None
+) -> EhrPullView:
     """Read the patient's history from the EHR and keep it; ``Unavailable`` if the EHR
-    cannot answer."""
+    cannot answer. A caller limited to one patient (``compartment``) reaches only that one:
+    any other is ``NotFound``, and the EHR is not asked."""
     patient = patient_reference(patient_id)
+    if compartment is not None and patient != compartment:
+        raise NotFound(f"{patient} is not known")
+    audit.note("Patient", patient.removeprefix("Patient/"), patient)
     try:
         history = await _read(rt, patient)
     except EhrError as exc:
