@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -146,7 +147,12 @@ def create_app(
             pulling: set[str] = set()
 
             def request_pull(patient: str) -> None:
-                task = asyncio.create_task(ehr_history.pull_in_background(rt, patient, pulling))
+                # a fresh context: the pull is the service's own work, not part of the
+                # request that brought the order (nor of that request's audit record)
+                task = asyncio.create_task(
+                    ehr_history.pull_in_background(rt, patient, pulling),
+                    context=contextvars.Context(),
+                )
                 pulls.add(task)
                 task.add_done_callback(pulls.discard)
 
