@@ -17,8 +17,10 @@ import pytest
 from harness.ehr_state import SYSTEM, count, wait_delivered
 from harness.fhir_payloads import RXNORM, UCUM, medication_request, premedication
 from harness.live_service import running_service
+from harness.staff_auth import StaffAuth, trusting
 from harness.timelines import run_session, ts
 from sandbox.hapi_server import HapiSandbox
+from sandbox.keycloak_server import KeycloakSandbox
 from services.infusion_bridge.settings import Settings
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
@@ -27,15 +29,23 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 @pytest.fixture
-def svc(sandbox: HapiSandbox, tmp_path: Path) -> Iterator[httpx.Client]:
+def svc(
+    sandbox: HapiSandbox, keycloak: KeycloakSandbox, staff: StaffAuth, tmp_path: Path
+) -> Iterator[httpx.Client]:
+    """The service on a socket; each request carries the real Keycloak token of whoever makes
+    it (the EHR pushes orders, a nurse charts, a clinician reads and pulls the history)."""
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'store.db'}",
         ehr_base_url=sandbox.base_url,
         sync_interval_seconds=0,
         delivery_poll_seconds=0.5,
         log_format="console",
+        **trusting(keycloak),
     )
-    with running_service(settings) as url, httpx.Client(base_url=url, timeout=60) as client:
+    with (
+        running_service(settings) as url,
+        httpx.Client(base_url=url, timeout=60, auth=staff) as client,
+    ):
         yield client
 
 
@@ -156,6 +166,27 @@ def test_maintenance_patient_with_two_ehr_doses_is_due_24_weeks_later(
     history = ocr["_history"]
     assert (history["patient_name"], history["patient_birth_date"]) == ("Ada Chair", "1980-04-02")
     assert [(m["kind"], m["value"]) for m in history["measurements"]] == [("weight", 70)]
+
+
+def test_a_clinician_pulls_the_history_on_demand(fhir: httpx.Client, svc: httpx.Client) -> None:
+    subject = patient(fhir, "Pulled")
+    ehr_administration(fhir, subject, rxnorm="1876366", days_ago=20, dose=600)
+    ehr_observation(fhir, subject, "8302-2", 172, "cm", days_ago=20)
+    pid = subject.split("/")[1]
+    before = svc.get(f"/patients/{pid}/infusions").json()
+    assert before["drugs"] == []  # no order, so no background pull: nothing known yet
+    pulled = svc.post(f"/patients/{pid}/ehr-history")
+    assert pulled.status_code == 200, pulled.text
+    assert pulled.json() == {
+        "patient": subject,
+        "administrations": 1,
+        "measurements": 1,
+        "patient_found": True,
+        "skipped": 0,
+    }
+    after = svc.get(f"/patients/{pid}/infusions").json()
+    assert after["patient_name"] == "Ada Pulled"
+    assert [d["ehr_doses"] for d in after["drugs"] if d["drug"] == "ocrelizumab"] == [1]
 
 
 def test_new_patient_in_loading_is_due_two_weeks_later(
