@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import httpx
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from . import __version__
 from .api import (
     deliveries,
+    docs,
+    fhir_audit,
     fhir_batch,
     fhir_metadata,
     fhir_orders,
@@ -24,9 +28,16 @@ from .api import (
     orders,
     patients,
     sessions,
+    smart_configuration,
 )
 from .api.errors import install_error_handlers
-from .api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
+from .api.middleware import (
+    AccessLogMiddleware,
+    AuditMiddleware,
+    BodySizeLimitMiddleware,
+    JsonBodyMiddleware,
+)
+from .auth.tokens import TokenVerifier
 from .clock import utcnow
 from .delivery.policy import RetryPolicy
 from .delivery.worker import DeliveryWorker
@@ -39,6 +50,7 @@ from .metrics import Metrics
 from .runtime import Runtime
 from .settings import Settings, get_settings
 from .store.db import make_engine, migrate
+from .usecases import ehr_history
 from .usecases.order_sync import periodic_sync
 from .web import install_web
 
@@ -92,8 +104,42 @@ def build_worker(
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def check_auth_switch(settings: Settings, host: str) -> None:
+    """Sign-in can be switched off only for local experiments: loopback only, loudly."""
+    if not settings.auth_disabled:
+        return
+    if host not in LOOPBACK:
+        raise RuntimeError(
+            f"INFUSION_AUTH_DISABLED is set: refusing to serve on {host} (loopback only)"
+        )
+    log.warning(
+        "auth_disabled",
+        detail="INFUSION_AUTH_DISABLED: every request is allowed without sign-in (local only)",
+    )
+
+
+def build_verifier(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+) -> TokenVerifier:
+    return TokenVerifier(
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        jwks_url=settings.auth_jwks_url,
+        leeway_seconds=settings.auth_leeway_seconds,
+        http=httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=3.0), transport=transport),
+    )
+
+
+def create_app(
+    settings: Settings | None = None, *, auth_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """The service. ``auth_transport`` replaces the network towards the identity provider
+    (tests serve a JWKS in-process)."""
     settings = settings or get_settings()
+    check_auth_switch(settings, settings.host)
 
     app_metrics = Metrics()
 
@@ -108,11 +154,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             build_ehr_client(settings, health=health, metrics=app_metrics, probe=True),
             timeout=settings.ehr_probe_timeout_seconds,
         )
+        verifier = build_verifier(settings, auth_transport)
         rt = Runtime(
             settings=settings,
             engine=engine,
             ehr=ehr,
             catalog=load_catalog(settings.catalog_path),
+            verifier=verifier,
             probe=probe,
             metrics=app_metrics,
         )
@@ -127,18 +175,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tasks.append(asyncio.create_task(worker.run(settings.delivery_poll_seconds)))
         if settings.sync_interval_seconds > 0:
             tasks.append(asyncio.create_task(periodic_sync(rt)))
+        pulls: set[asyncio.Task[None]] = set()
+        if settings.ehr_history_on_order:
+            pulling: set[str] = set()
+
+            def request_pull(patient: str) -> None:
+                # a fresh context: the pull is the service's own work, not part of the
+                # request that brought the order (nor of that request's audit record)
+                task = asyncio.create_task(
+                    ehr_history.pull_in_background(rt, patient, pulling),
+                    context=contextvars.Context(),
+                )
+                pulls.add(task)
+                task.add_done_callback(pulls.discard)
+
+            rt.request_history_pull = request_pull
         log.info(
             "started", ehr_base_url=settings.ehr_base_url, database=engine.url.get_backend_name()
         )
         try:
             yield
         finally:
+            tasks += list(pulls)
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await ehr.aclose()
             await probe.aclose()
+            await verifier.http.aclose()
             engine.dispose()
             log.info("stopped")
 
@@ -147,8 +212,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="FHIR R4 bridge between an MS infusion center and the hospital EHR.",
         lifespan=lifespan,
+        docs_url=None,  # served by api/docs.py, behind sign-in
+        redoc_url=None,
+        openapi_url=None,
     )
     install_error_handlers(app)
+    app.add_middleware(AuditMiddleware)
+    app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware, metrics=app_metrics)
     app.include_router(health.router)
@@ -163,5 +233,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(deliveries.router)
     app.include_router(fhir_records.router)
     app.include_router(patients.router)
+    app.include_router(fhir_audit.router)
+    app.include_router(smart_configuration.router)
+    app.include_router(docs.router)
     install_web(app)
     return app
