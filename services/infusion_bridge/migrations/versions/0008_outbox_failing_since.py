@@ -1,7 +1,7 @@
 """outbox: when a delivery started failing (retry horizon, failing-long alerts)
 
-Revision ID: i14_outbox_failing_since
-Revises: 0004
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-01
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "i14_outbox_failing_since"
-down_revision: str | None = "0004"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
