@@ -223,6 +223,7 @@ def cases(a: Arranged) -> list[Case]:
             (200, 503),  # 503 where no EHR answers (the live access test runs without one)
         ),
         Case("GET", "/deliveries", "/deliveries", "admin", "clinician", (200,)),
+        Case("GET", "/metrics", "/metrics", "admin", "clinician", (200,)),
         Case(
             "POST",
             "/deliveries/{delivery_id}/retry",

@@ -22,7 +22,7 @@ def identity_for(method: str, path: str) -> str:
         return "ehr"
     if path.startswith("/sessions") and method == "POST":
         return "nurse"
-    if path.startswith("/deliveries"):
+    if path.startswith("/deliveries") or path == "/metrics":
         return "admin"
     if path.startswith("/fhir/AuditEvent"):
         return "security-officer"

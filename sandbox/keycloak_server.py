@@ -30,6 +30,7 @@ DEMO_USERS: tuple[str, ...] = ("nurse", "clinician", "admin", "security-officer"
 # Demo-only secrets of the confidential clients in realm/infusion-bridge-realm.json.
 DEMO_CLIENT_SECRETS: dict[str, str] = {
     "ehr": "ehr-demo-secret",
+    "prometheus": "prometheus-demo-secret",
 }
 STAFF_SCOPES = " ".join(
     [
@@ -43,13 +44,14 @@ STAFF_SCOPES = " ".join(
         "user/AuditEvent.rs",
         "user/Session.rs",
         "user/Session.cu",
+        "user/Metrics.r",
     ]
 )
 """What a demo user asks for by default: every user/ scope; the roles then decide."""
 PATIENT_SCOPES = "openid launch/patient patient/*.rs"
 """A user launched in a patient's context (the demo realm pins Patient/demo-patient-1)."""
 # Clients with a service account and a client secret: ``token()`` uses client credentials.
-SERVICE_ACCOUNT_CLIENTS: tuple[str, ...] = ("ehr",)
+SERVICE_ACCOUNT_CLIENTS: tuple[str, ...] = ("ehr", "prometheus")
 
 
 def _alive(pid: int) -> bool:
@@ -201,9 +203,9 @@ class KeycloakSandbox:
 
         ``as_`` is a demo user (``nurse``, ``clinician``, ``admin``, ``security-officer``;
         password grant through the public ``infusion-bridge-cli`` client) or a client with a
-        service account and a demo secret (``ehr``; client credentials grant). ``scope`` is
-        sent as is (space-separated), e.g. ``"openid user/Session.rs"``; optional scopes only
-        appear in the token's ``scope`` claim when asked for.
+        service account and a demo secret (``ehr``, ``prometheus``; client credentials grant).
+        ``scope`` is sent as is (space-separated), e.g. ``"openid user/Session.rs"``; optional
+        scopes only appear in the token's ``scope`` claim when asked for.
         """
         if scope is None and as_ not in SERVICE_ACCOUNT_CLIENTS:
             scope = STAFF_SCOPES

@@ -114,7 +114,9 @@ def sync(
 
 @cli.command()
 def token(
-    as_: str = typer.Option(..., "--as", help="nurse | clinician | admin | security-officer | ehr"),
+    as_: str = typer.Option(
+        ..., "--as", help="nurse | clinician | admin | security-officer | ehr | prometheus"
+    ),
 ) -> None:
     """Print a fresh access token from the local demo identity provider (for curl)."""
     settings = get_settings()

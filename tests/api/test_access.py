@@ -26,7 +26,7 @@ IDENTITIES: dict[str, dict[str, Any]] = {
     "ehr": {"roles": (), "scope": "system/MedicationRequest.cud system/MedicationRequest.rs"},
     "nurse": {"roles": ("nurse",), "scope": USER_SCOPES},
     "clinician": {"roles": ("clinician",), "scope": USER_SCOPES},
-    "admin": {"roles": ("admin",), "scope": USER_SCOPES},
+    "admin": {"roles": ("admin",), "scope": f"{USER_SCOPES} user/Metrics.r"},
     "security-officer": {"roles": ("security-officer",), "scope": USER_SCOPES},
 }
 

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.fhir_payloads import medication_request
+from harness.identity import signed_in_client
 from harness.timelines import completed_timeline, run_session, start_of_yesterday
 from services.infusion_bridge.app import build_worker
 from services.infusion_bridge.ehr.client import EhrClient
@@ -103,3 +104,26 @@ def test_metrics_backlog_and_dead_letters_match_deliveries(
         status="201",
     )
     assert sessions_posted == 3 * len(completed_timeline(start_of_yesterday(), vitals=1))
+
+
+def test_metrics_needs_a_scrape_scope_or_an_admin(settings: Settings) -> None:
+    """A scraper's backend client with ``system/Metrics.r``, or an admin with
+    ``user/Metrics.r``; not a clinician, not the EHR's client, not without a token."""
+    allowed = (
+        {"roles": (), "scope": "system/Metrics.r", "client_id": "prometheus"},
+        {"roles": ("admin",), "scope": "user/Metrics.r"},
+    )
+    for token in allowed:
+        with signed_in_client(settings, **token) as c:
+            assert c.get("/metrics").status_code == 200, token
+    refused = (
+        {"roles": ("clinician",), "scope": "user/Metrics.r"},
+        {"roles": (), "scope": "system/MedicationRequest.cud", "client_id": "ehr"},
+    )
+    for token in refused:
+        with signed_in_client(settings, **token) as c:
+            r = c.get("/metrics")
+            assert r.status_code == 403, token
+            assert r.json()["resourceType"] == "OperationOutcome"
+    with signed_in_client(settings) as c:
+        assert c.get("/metrics", headers={"Authorization": ""}).status_code == 401

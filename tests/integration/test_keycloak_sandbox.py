@@ -88,6 +88,14 @@ def test_ehr_token(keycloak: KeycloakSandbox) -> None:
     assert c["exp"] - c["iat"] == 300
 
 
+def test_prometheus_token(keycloak: KeycloakSandbox) -> None:
+    c = claims(keycloak.token("prometheus"))
+    assert audiences(c) == [API_AUDIENCE]
+    assert c["azp"] == "prometheus"
+    assert set(c["scope"].split()) == {"system/Metrics.r"}
+    assert "realm_access" not in c
+
+
 def test_wrong_password_is_refused(keycloak: KeycloakSandbox) -> None:
     r = httpx.post(
         keycloak.token_endpoint,

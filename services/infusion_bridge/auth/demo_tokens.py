@@ -10,12 +10,13 @@ import httpx
 
 DEMO_REALM = "infusion-bridge"
 DEMO_USERS = ("nurse", "clinician", "admin", "security-officer")
-DEMO_EHR_CLIENT = ("ehr", "ehr-demo-secret")
-"""The demo realm's EHR client (sandbox/keycloak/realm): demo-only, like its users."""
+DEMO_CLIENTS = {"ehr": "ehr-demo-secret", "prometheus": "prometheus-demo-secret"}
+"""The demo realm's backend clients (sandbox/keycloak/realm): the EHR, and a Prometheus
+scraper (``system/Metrics.r``). Their secrets are demo-only, like its users."""
 STAFF_SCOPES = (
     "openid user/MedicationRequest.rs user/MedicationAdministration.rs user/Observation.rs "
     "user/Encounter.rs user/AdverseEvent.rs user/Procedure.rs user/AuditEvent.rs "
-    "user/Session.rs user/Session.cu"
+    "user/Session.rs user/Session.cu user/Metrics.r"
 )
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -25,15 +26,15 @@ class NotTheDemoRealm(Exception):
 
 
 def demo_token(issuer: str, who: str) -> str:
-    """A fresh access token for a demo user, or for the EHR client (``who="ehr"``)."""
+    """A fresh access token for a demo user, or for a backend client (``ehr``, ``prometheus``)."""
     parts = urlsplit(issuer)
     if parts.hostname not in LOOPBACK or not parts.path.rstrip("/").endswith(f"/{DEMO_REALM}"):
         raise NotTheDemoRealm(
             f"{issuer} is not the local demo realm: ask your identity provider for a token"
         )
-    if who == "ehr":
+    if who in DEMO_CLIENTS:
         form = {"grant_type": "client_credentials"}
-        auth: tuple[str, str] | None = DEMO_EHR_CLIENT
+        auth: tuple[str, str] | None = (who, DEMO_CLIENTS[who])
     elif who in DEMO_USERS:
         form = {
             "grant_type": "password",
