@@ -53,12 +53,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def ab(url: str, requests: int, concurrency: int) -> dict[str, Any]:
+def ab(
+    url: str, requests: int, concurrency: int, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run ``ab`` and read its summary: req/s, percentiles (ms), non-2xx count."""
     if shutil.which("ab") is None:
         raise RuntimeError("ab is missing: apt-get install apache2-utils")
+    extra = [arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")]
     out = subprocess.run(  # noqa: S603
-        ["ab", "-q", "-n", str(requests), "-c", str(concurrency), url],  # noqa: S607
+        ["ab", "-q", "-n", str(requests), "-c", str(concurrency), *extra, url],  # noqa: S607
         capture_output=True,
         text=True,
         check=True,
@@ -69,7 +72,7 @@ def ab(url: str, requests: int, concurrency: int) -> dict[str, Any]:
     # vary (ages, counters), so only connect/receive/exception failures are failures here.
     broken = re.search(r"Connect: (\d+), Receive: (\d+), Length: \d+, Exceptions: (\d+)", out)
     return {
-        "command": f"ab -q -n {requests} -c {concurrency} {url}",
+        "command": f"ab -q -n {requests} -c {concurrency}{' -H <token>' if extra else ''} {url}",
         "req_per_s": float(re.search(r"Requests per second:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         "p50_ms": pct.get(50),
         "p99_ms": pct.get(99),
@@ -110,7 +113,9 @@ def readiness_phase(tmp: Path, requests: int) -> dict[str, Any]:
     with hung_ehr() as ehr:
         service = Service(tmp / "ready.db", ehr, tmp / "ready.log").start()
         try:
-            with httpx.Client(base_url=service.base_url, timeout=30) as svc:
+            with httpx.Client(
+                base_url=service.base_url, timeout=30, headers=service.auth_headers
+            ) as svc:
                 svc.put(
                     "/fhir/MedicationRequest/ocr-b", json=medication_request(), headers=FHIR
                 ).raise_for_status()
@@ -160,8 +165,10 @@ def metrics_phase(tmp: Path, requests: int, rows: int) -> dict[str, Any]:
         extra_env={"INFUSION_DELIVERY_ENABLED": "false"},
     ).start()
     try:
-        body = httpx.get(f"{service.base_url}/metrics").text
-        scrape = ab(f"{service.base_url}/metrics", requests, 4)
+        # sign-in is on, as in production: the scrape carries a bearer token (a scraper's)
+        scrape_headers = service.auth_headers
+        body = httpx.get(f"{service.base_url}/metrics", headers=scrape_headers).text
+        scrape = ab(f"{service.base_url}/metrics", requests, 4, scrape_headers)
         live = ab(f"{service.base_url}/health/live", requests, 4)
     finally:
         service.stop()

@@ -1,4 +1,7 @@
-"""Readiness never waits on the EHR: a hung EHR (accepts, never answers) gets 503 in < 1 s."""
+"""Readiness never waits on the EHR: a hung EHR (accepts, never answers) gets 503 in < 1 s.
+
+The service runs in its own process with sign-in on, trusting a local issuer served over
+loopback (``harness.identity.served_issuer``); readiness itself is public."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from harness.fhir_payloads import medication_request
+from harness.identity import LocalIssuer, served_issuer
 from harness.live_service import free_port
 from harness.timelines import completed_timeline, run_session, start_of_yesterday
 
@@ -24,7 +28,7 @@ PROBE_TIMEOUT_SECONDS = 2  # the default
 
 
 @contextmanager
-def service_process(tmp_path: Path, ehr: str) -> Iterator[str]:
+def service_process(tmp_path: Path, ehr: str, issuer: LocalIssuer) -> Iterator[str]:
     """The service in its own process (as deployed), so the probes measure it alone."""
     port = free_port()
     env = {
@@ -34,6 +38,8 @@ def service_process(tmp_path: Path, ehr: str) -> Iterator[str]:
         "INFUSION_PORT": str(port),
         "INFUSION_SYNC_INTERVAL_SECONDS": "0",
         "INFUSION_LOG_LEVEL": "WARNING",
+        "INFUSION_AUTH_ISSUER": issuer.issuer,
+        "INFUSION_AUTH_DISABLED": "false",
     }  # default timeouts: EHR calls 10 s, the probe 2 s
     with (tmp_path / "service.log").open("wb") as log:
         proc = subprocess.Popen(
@@ -102,8 +108,14 @@ def probe_all(svc: httpx.Client) -> list[tuple[float, httpx.Response]]:
 def test_ready_answers_within_a_second_while_the_ehr_hangs(tmp_path: Path) -> None:
     with (
         hung_ehr() as ehr,
-        service_process(tmp_path, ehr) as url,
-        httpx.Client(base_url=url, timeout=30, limits=httpx.Limits(max_connections=PROBES)) as svc,
+        served_issuer() as issuer,
+        service_process(tmp_path, ehr, issuer) as url,
+        httpx.Client(
+            base_url=url,
+            timeout=30,
+            limits=httpx.Limits(max_connections=PROBES),
+            headers=issuer.headers(),  # the order, the session, /deliveries; probes need none
+        ) as svc,
     ):
         put = svc.put(
             "/fhir/MedicationRequest/ocr-h",

@@ -1,6 +1,7 @@
 """Operations against the live sandbox: no head-of-line blocking behind a slow Bundle, and a
 backlog that drains within seconds of the EHR's return, once; ``/metrics`` agreeing with
-``/deliveries`` along the way."""
+``/deliveries`` along the way, and scraped with a real token (an admin's, or the Prometheus
+client's ``system/Metrics.r``)."""
 
 from __future__ import annotations
 
@@ -16,20 +17,25 @@ from prometheus_client.parser import text_string_to_metric_families
 from harness.ehr_state import SYSTEM, count, ehr_order, ehr_patient, wait_delivered
 from harness.live_service import running_service
 from harness.slow_proxy import slow_proxy
+from harness.staff_auth import StaffAuth, trusting
 from harness.timelines import completed_timeline, run_session, start_of_yesterday
 from sandbox.hapi_server import HapiSandbox
+from sandbox.keycloak_server import KeycloakSandbox
 from services.infusion_bridge.settings import Settings
 
 HELD_SECONDS = 5
 
 
-def _settings(tmp_path: Path, ehr_base_url: str, **extra: Any) -> Settings:
+def _settings(
+    tmp_path: Path, ehr_base_url: str, keycloak: KeycloakSandbox, **extra: Any
+) -> Settings:
     values: dict[str, Any] = {
         "database_url": f"sqlite:///{tmp_path / 'store.db'}",
         "ehr_base_url": ehr_base_url,
         "sync_interval_seconds": 0,
         "log_format": "console",
         "ehr_timeout_seconds": 30,
+        **trusting(keycloak),
     }
     return Settings(**(values | extra))
 
@@ -50,6 +56,27 @@ def deliveries_metric(metrics: dict[Any, float], status: str) -> float:
     return metrics[("infusion_deliveries", (("status", status),))]
 
 
+def test_prometheus_scrapes_with_its_own_client_token(
+    keycloak: KeycloakSandbox, tmp_path: Path
+) -> None:
+    """A scraper authenticates as a backend client with ``system/Metrics.r`` (client
+    credentials); the EHR's client, which lacks that scope, is refused, and so is no token."""
+    settings = _settings(
+        tmp_path, "http://127.0.0.1:9/fhir", keycloak, delivery_enabled=False
+    )  # nothing listens at the EHR: the probe fails fast
+    with running_service(settings) as url:
+        prometheus = {"Authorization": f"Bearer {keycloak.token('prometheus')}"}
+        with httpx.Client(base_url=url, timeout=30, headers=prometheus) as scraper:
+            metrics = scrape(scraper)
+        assert deliveries_metric(metrics, "pending") == 0
+        assert metrics[("infusion_ehr_up", ())] == 0
+        ehr = {"Authorization": f"Bearer {keycloak.token('ehr')}"}
+        refused = httpx.get(f"{url}/metrics", headers=ehr, timeout=30)
+        assert refused.status_code == 403
+        assert "Metrics.r" in refused.text
+        assert httpx.get(f"{url}/metrics", timeout=30).status_code == 401
+
+
 def _delivered_at(svc: httpx.Client, sid: str) -> datetime:
     delivery = svc.get(f"/sessions/{sid}").json()["deliveries"][0]
     assert delivery["status"] == "delivered", delivery
@@ -57,7 +84,11 @@ def _delivered_at(svc: httpx.Client, sid: str) -> datetime:
 
 
 def test_one_bundle_held_by_a_slow_ehr_does_not_hold_up_ten_others(
-    fhir: httpx.Client, sandbox: HapiSandbox, tmp_path: Path
+    fhir: httpx.Client,
+    sandbox: HapiSandbox,
+    keycloak: KeycloakSandbox,
+    staff: StaffAuth,
+    tmp_path: Path,
 ) -> None:
     slow_patient = ehr_patient(fhir)
     others = [ehr_patient(fhir) for _ in range(10)]
@@ -67,8 +98,8 @@ def test_one_bundle_held_by_a_slow_ehr_does_not_hold_up_ten_others(
             proxy,
             forwarded,
         ),
-        running_service(_settings(tmp_path, proxy, delivery_concurrency=4)) as url,
-        httpx.Client(base_url=url, timeout=30) as svc,
+        running_service(_settings(tmp_path, proxy, keycloak, delivery_concurrency=4)) as url,
+        httpx.Client(base_url=url, timeout=30, auth=staff) as svc,
     ):
         slow_order = ehr_order(fhir, svc, slow_patient)
         orders = [ehr_order(fhir, svc, p) for p in others]
@@ -90,7 +121,11 @@ def test_one_bundle_held_by_a_slow_ehr_does_not_hold_up_ten_others(
 
 @pytest.mark.disruptive
 def test_a_backlog_drains_within_seconds_of_the_ehrs_return_once(
-    fhir: httpx.Client, sandbox: HapiSandbox, tmp_path: Path
+    fhir: httpx.Client,
+    sandbox: HapiSandbox,
+    keycloak: KeycloakSandbox,
+    staff: StaffAuth,
+    tmp_path: Path,
 ) -> None:
     """Backoff grows to minutes during the outage (cap 120 s): without the bring-forward the
     backlog would wait for those delays after the EHR is back."""
@@ -98,6 +133,7 @@ def test_a_backlog_drains_within_seconds_of_the_ehrs_return_once(
     settings = _settings(
         tmp_path,
         sandbox.base_url,
+        keycloak,
         delivery_retry_base_seconds=2,
         delivery_retry_cap_seconds=120,
         delivery_poll_seconds=30,
@@ -105,7 +141,10 @@ def test_a_backlog_drains_within_seconds_of_the_ehrs_return_once(
         ehr_probe_timeout_seconds=1,
         delivery_recovery_spread_seconds=2,
     )
-    with running_service(settings) as url, httpx.Client(base_url=url, timeout=30) as svc:
+    with (
+        running_service(settings) as url,
+        httpx.Client(base_url=url, timeout=30, auth=staff) as svc,
+    ):
         orders = [ehr_order(fhir, svc, p) for p in patients]
         sandbox.stop()
         try:
