@@ -228,3 +228,12 @@ def test_switching_sign_in_off_is_refused_off_loopback(settings: Settings) -> No
     settings.host = "0.0.0.0"  # noqa: S104
     with pytest.raises(RuntimeError, match="loopback only"):
         signed_in_app(settings)
+
+
+def test_switching_sign_in_off_warns_and_lets_every_request_in(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings.auth_disabled = True
+    with TestClient(signed_in_app(settings)) as c:
+        assert c.get("/sessions").status_code == 200  # no token at all
+    assert "auth_disabled" in capsys.readouterr().out
