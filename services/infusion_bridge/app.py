@@ -25,7 +25,7 @@ from .api import (
     sessions,
 )
 from .api.errors import install_error_handlers
-from .api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
+from .api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware, HeadMiddleware
 from .clock import utcnow
 from .delivery.policy import RetryPolicy
 from .delivery.worker import DeliveryWorker
@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HeadMiddleware)
     app.add_middleware(AccessLogMiddleware)
     app.include_router(health.router)
     app.include_router(orders.router)

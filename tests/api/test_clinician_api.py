@@ -19,9 +19,9 @@ DAY2 = datetime(2026, 10, 19, 8, 0, tzinfo=UTC)
 @pytest.fixture
 def finished(client: TestClient) -> dict[str, Any]:
     """Patient pat-1: two finished ocrelizumab sessions and one open one; pat-2: one."""
-    client.put("/fhir/MedicationRequest/o1", json=medication_request(), headers=FHIR)
+    client.put("/fhir/MedicationRequest/o1", json=medication_request(id="o1"), headers=FHIR)
     other = medication_request(subject={"reference": "Patient/pat-2"})
-    client.put("/fhir/MedicationRequest/o2", json=other, headers=FHIR)
+    client.put("/fhir/MedicationRequest/o2", json=other | {"id": "o2"}, headers=FHIR)
     first = run_session(client, "o1", completed_timeline(DAY1, vitals=3))
     second = run_session(client, "o1", completed_timeline(DAY2, vitals=3))
     open_ = run_session(client, "o1", [{"type": "check-in", "at": ts(DAY2 + timedelta(days=2), 0)}])
@@ -95,7 +95,7 @@ def test_fhir_search_by_patient_date_and_category(
     assert mas["resourceType"] == "Bundle"
     assert mas["type"] == "searchset"
     assert mas["total"] == 4  # two sessions x (infusion + premedication)
-    assert {link["relation"] for link in mas["link"]} == {"self"}
+    assert {link["relation"] for link in mas["link"]} == {"self", "first"}
     october = client.get(
         "/fhir/MedicationAdministration",
         params={"subject": "pat-1", "effective-time": "ge2026-10-01"},
@@ -140,7 +140,7 @@ def test_fhir_search_paging_and_reads(client: TestClient, finished: dict[str, An
         ("/fhir/Observation", {"colour": "red"}, "colour"),
         ("/fhir/MedicationAdministration", {"date": "2026-01-01"}, "date"),
         ("/fhir/Observation", {"date": "last week"}, "date"),
-        ("/fhir/Observation", {"_count": "0"}, "_count"),
+        ("/fhir/Observation", {"_count": "ten"}, "_count"),
     ],
 )
 def test_bad_search_parameters_are_reported(

@@ -1,4 +1,4 @@
-"""ASGI middleware: access log without PHI, and a request body size limit."""
+"""ASGI middleware: access log without PHI, a request body size limit, and ``HEAD``."""
 
 from __future__ import annotations
 
@@ -108,3 +108,25 @@ class BodySizeLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class HeadMiddleware:
+    """``HEAD`` is a ``GET`` without the body (RFC 9110 9.3.2): every GET route answers it,
+    with the same status and headers (``Content-Length`` included)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if not message.get("more_body", False):
+                    await send({"type": "http.response.body", "body": b""})
+                return
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)

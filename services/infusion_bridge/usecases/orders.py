@@ -1,4 +1,5 @@
-"""Orders, one at a time: accept (create, update, conditional create), delete, read, list."""
+"""Orders, one at a time: accept (create, update, conditional create), delete, read (and
+read a version, the history), list."""
 
 from __future__ import annotations
 
@@ -10,20 +11,21 @@ from anyio.to_thread import run_sync
 from fhir_mappings.errors import MappingError
 
 from ..clock import utcnow
-from ..domain.errors import Gone, NotFound
+from ..domain.errors import Gone, Invalid, NotFound
 from ..domain.orders import patient_reference
-from ..read_models import OrderPage, OrderRecord, OrderView
+from ..read_models import OrderPage, OrderRecord, OrderVersion, OrderView
 from ..runtime import Runtime
 from ..store import orders as store
 from ..store.db import transaction, write_transaction
 from .order_intake import (
-    find_existing,
-    parse_if_none_exist,
+    EHR_SOURCES,
+    check_version,
     prepare_order,
     refusal,
     resolve_medications,
     store_order,
 )
+from .order_search import find_existing, read_if_none_exist
 
 Json = dict[str, Any]
 Applied = store.Applied
@@ -37,17 +39,29 @@ async def accept_order(
     order_id: str,
     source: str,
     if_none_exist: str | None = None,
+    if_match: str | None = None,
+    base: str | None = None,
 ) -> ApplyResult:
     """Map and store one order. With ``if_none_exist`` an existing match is returned
     instead (checked in the same write transaction, so concurrent retries cannot both
-    create)."""
-    condition = parse_if_none_exist(if_none_exist) if if_none_exist else None
+    create); with ``if_match`` (an ETag) the order must still be at that version.
+    ``base`` is this FHIR base's URL, for absolute references in the condition."""
+    condition = (
+        read_if_none_exist(if_none_exist, local_bases=local_bases(rt, base))
+        if if_none_exist is not None
+        else None
+    )
+    expected = version_of_etag(if_match) if if_match else None
     medications = await resolve_medications(rt.ehr, resource)
 
     def work() -> ApplyResult:
         try:
             prepared = prepare_order(
-                resource, rt.catalog, order_id=order_id, medications=medications
+                resource,
+                rt.catalog,
+                order_id=order_id,
+                medications=medications,
+                ehr_sourced=source in EHR_SOURCES,
             )
         except MappingError as exc:
             raise refusal(exc) from exc
@@ -56,23 +70,39 @@ async def accept_order(
                 existing = find_existing(db, condition)
                 if existing is not None:
                     return ApplyResult(Applied.MATCHED, existing)
-            return store_order(db, prepared, source=source, now=utcnow())
+            return store_order(db, prepared, source=source, now=utcnow(), if_match=expected)
 
     return await run_sync(work)
 
 
-async def delete_order(rt: Runtime, order_id: str) -> None:
-    """Record that the EHR deleted an order; the cached order stays, flagged as deleted."""
+def local_bases(rt: Runtime, base: str | None) -> tuple[str, ...]:
+    """FHIR bases whose absolute references name the orders' own patients."""
+    return (rt.settings.ehr_base_url, base) if base else (rt.settings.ehr_base_url,)
+
+
+def version_of_etag(etag: str, element: str = "If-Match") -> int:
+    """``W/"3"`` (or ``"3"``, ``3``) -> 3; ``Invalid`` otherwise."""
+    raw = etag.strip().removeprefix("W/").strip('"')
+    if not raw.isdigit() or len(raw) > 18:
+        raise Invalid(f'{element}: {etag!r} is not a version ETag such as W/"1"', element)
+    return int(raw)
+
+
+async def delete_order(rt: Runtime, order_id: str, *, if_match: str | None = None) -> None:
+    """Record that an order was deleted; the cached order stays, flagged as deleted."""
+    expected = version_of_etag(if_match) if if_match else None
 
     def work() -> None:
         with write_transaction(rt.engine) as db:
-            store.mark_deleted(db, order_id, version_id=None, now=utcnow())
+            if expected is not None:
+                check_version(db, order_id, expected)
+            store.mark_deleted(db, order_id, now=utcnow())
 
     await run_sync(work)
 
 
 async def read_order(rt: Runtime, order_id: str) -> OrderRecord:
-    """The cached order (its resource as received); ``Gone`` once deleted."""
+    """The cached order (as served: this server's ``meta``); ``Gone`` once deleted."""
 
     def load() -> OrderRecord | None:
         with transaction(rt.engine) as db:
@@ -84,6 +114,36 @@ async def read_order(rt: Runtime, order_id: str) -> OrderRecord:
     if record.deleted:
         raise Gone(f"MedicationRequest/{order_id} was deleted")
     return record
+
+
+async def read_order_version(rt: Runtime, order_id: str, version_id: str) -> OrderVersion:
+    """One version of an order (vread); ``Gone`` for the version that deleted it."""
+    if not version_id.isdigit() or len(version_id) > 18:
+        raise NotFound(f"MedicationRequest/{order_id} has no version {version_id!r}", "vid")
+
+    def load() -> OrderVersion | None:
+        with transaction(rt.engine) as db:
+            return store.get_order_version(db, order_id, int(version_id))
+
+    version = await run_sync(load)
+    if version is None:
+        raise NotFound(f"MedicationRequest/{order_id}/_history/{version_id} is not known")
+    if version.deleted:
+        raise Gone(f"MedicationRequest/{order_id}/_history/{version_id} is a delete")
+    return version
+
+
+async def order_history(rt: Runtime, order_id: str) -> list[OrderVersion]:
+    """Every version of an order, newest first (``NotFound`` for an unknown order)."""
+
+    def load() -> list[OrderVersion]:
+        with transaction(rt.engine) as db:
+            return store.order_history(db, order_id)
+
+    versions = await run_sync(load)
+    if not versions:
+        raise NotFound(f"MedicationRequest/{order_id} is not known")
+    return versions
 
 
 @dataclass(frozen=True)
