@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -29,14 +30,15 @@ STALE = Issue("informational", "an older version than the cached one: ignored", 
 
 @router.post("/MedicationRequest", status_code=201)
 async def create_order(request: Request, rt: RuntimeDep) -> Response:
-    """Create an order (the server assigns the id); conditional with ``If-None-Exist``."""
+    """Create an order (the server assigns the id); conditional with ``If-None-Exist`` (or
+    search parameters on the URL, as fhirpy's ``get_or_create`` sends them)."""
     resource = await read_resource(request, "MedicationRequest")
     result = await orders.accept_order(
         rt,
         resource,
         order_id=uuid.uuid4().hex,
         source=order_source(request),
-        if_none_exist=request.headers.get("if-none-exist"),
+        if_none_exist=create_condition(request),
         base=base_url(request),
     )
     if result.outcome is orders.Applied.MATCHED:
@@ -106,6 +108,15 @@ async def search_orders(request: Request, rt: RuntimeDep) -> Response:
         rt, order_criteria(request, search), offset=search.paging.offset, count=search.paging.count
     )
     return fhir_response(searchset(request, search, total, [r.resource for r in records]))
+
+
+def create_condition(request: Request) -> str | None:
+    """``If-None-Exist``, else the search parameters on the POST's URL, if any."""
+    header = request.headers.get("if-none-exist")
+    if header is not None:
+        return header
+    pairs = [(k, v) for k, v in request.query_params.multi_items() if k != "_format"]
+    return urlencode(pairs) if pairs else None
 
 
 def check_id(order_id: str) -> None:
