@@ -101,15 +101,14 @@ def read_if_none_exist(
     header: str, *, local_bases: tuple[str, ...], element: str = "If-None-Exist"
 ) -> OrderCriteria:
     """A conditional create's condition: ``[[base/]MedicationRequest?]name=value&...``,
-    URL-encoded as clients send it."""
+    URL-encoded as clients send it (the HAPI client adds its ``_format``, ignored here)."""
     head, question, query = header.strip().partition("?")
     if not question:
         head, query = "", header.strip()
     elif head.rstrip("/").rsplit("/", 1)[-1] not in ("MedicationRequest", ""):
         raise Invalid(f"the condition must be on MedicationRequest, not {head!r}", element)
-    criteria = read_order_criteria(
-        parse_qsl(query, keep_blank_values=True), local_bases=local_bases, element=element
-    )
+    pairs = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "_format"]
+    criteria = read_order_criteria(pairs, local_bases=local_bases, element=element)
     if criteria.empty:
         raise Invalid.because("required", "the condition has no search parameter", element)
     return criteria
