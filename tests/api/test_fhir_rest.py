@@ -146,9 +146,10 @@ def test_summary_count_total_and_count_zero(client: TestClient) -> None:
 
 def test_elements_subsets_and_tags(client: TestClient) -> None:
     seed(client, 1)
-    r = client.get("/fhir/MedicationRequest", params={"_elements": "status,subject"}).json()
+    r = client.get("/fhir/MedicationRequest", params={"_elements": "identifier"}).json()
     resource = r["entry"][0]["resource"]
-    assert set(resource) == {"resourceType", "id", "meta", "status", "subject"}
+    mandatory = {"status", "intent", "medicationCodeableConcept", "subject"}
+    assert set(resource) == {"resourceType", "id", "meta", "identifier", *mandatory}
     assert resource["meta"]["tag"][-1]["code"] == "SUBSETTED"
 
 

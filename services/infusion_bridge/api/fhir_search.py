@@ -195,17 +195,37 @@ def searchset(request: Request, search: Search, total: int, resources: list[Json
     return bundle
 
 
+MANDATORY = {
+    # the top-level elements R4 requires (min 1) of each type searched here
+    "MedicationRequest": ("status", "intent", "medication", "subject"),
+    "MedicationAdministration": ("status", "medication", "subject", "effective"),
+    "Observation": ("status", "code"),
+}
+
+
 def subsetted(resource: Json, elements: tuple[str, ...]) -> Json:
-    """``_elements``: only these top-level elements (and the mandatory ones), tagged
-    ``SUBSETTED`` as search.html#elements asks."""
+    """``_elements``: these top-level elements plus the mandatory ones (search.html#elements:
+    servers SHOULD return those), tagged ``SUBSETTED``; a subset no longer claims its
+    profiles (``meta.profile`` goes)."""
     if not elements:
         return resource
-    keep = {"resourceType", "id", "meta", *elements}
-    out = {k: v for k, v in resource.items() if k in keep}
-    meta = dict(out.get("meta") or {})
+    required = MANDATORY.get(str(resource.get("resourceType")), ())
+    out = {
+        k: v
+        for k, v in resource.items()
+        if k in ("resourceType", "id", "meta", *elements)
+        or any(_is_element(k, name) for name in required)
+    }
+    meta = {k: v for k, v in (out.get("meta") or {}).items() if k != "profile"}
     meta["tag"] = [*meta.get("tag", []), SUBSETTED]
     out["meta"] = meta
     return out
+
+
+def _is_element(key: str, name: str) -> bool:
+    """``key`` is element ``name``, or one of its choice types (``medication`` ->
+    ``medicationCodeableConcept``)."""
+    return key == name or (key.startswith(name) and key[len(name) :][:1].isupper())
 
 
 def collection(request: Request, resources: list[Json]) -> Json:
