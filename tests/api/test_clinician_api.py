@@ -127,6 +127,13 @@ def test_fhir_search_paging_and_reads(client: TestClient, finished: dict[str, An
     read = client.get(f"/fhir/Observation/{obs['id']}")
     assert read.status_code == 200
     assert read.json() == obs
+    assert obs["meta"]["versionId"] == "1"
+    assert obs["meta"]["lastUpdated"].endswith("+00:00")
+    assert read.headers["etag"] == 'W/"1"'
+    assert read.headers["last-modified"].endswith(" GMT")
+    vread = client.get(f"/fhir/Observation/{obs['id']}/_history/1")
+    assert (vread.status_code, vread.json()) == (200, obs)
+    assert client.get(f"/fhir/Observation/{obs['id']}/_history/2").status_code == 404
     assert obs["partOf"][0]["reference"].startswith("MedicationAdministration/")
     ma_id = obs["partOf"][0]["reference"].split("/")[1]
     assert client.get(f"/fhir/MedicationAdministration/{ma_id}").json()["status"] == "completed"

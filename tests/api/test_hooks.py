@@ -48,6 +48,18 @@ def test_ehr_versions_order_the_deliveries(client: TestClient) -> None:
     assert (view["status"], view["version"], view["source_version"]) == ("cancelled", 2, 4)
 
 
+def test_hapi_deliveries_if_match_names_the_ehr_version_not_ours(client: TestClient) -> None:
+    """HAPI's rest-hook delivery sends If-Match with the EHR's version: on the hook path
+    that is no precondition on this server's versions."""
+    body = medication_request(id="ehr-3", meta={"versionId": "7"})
+    headers = FHIR | {"If-Match": 'W/"7"'}
+    r = client.put("/hooks/ehr/MedicationRequest/ehr-3", json=body, headers=headers)
+    assert r.status_code == 201, r.text
+    gone = client.delete("/hooks/ehr/MedicationRequest/ehr-3", headers={"If-Match": 'W/"8"'})
+    assert gone.status_code == 204
+    assert client.get("/orders/ehr-3").json()["deleted"] is True
+
+
 def test_a_client_update_does_not_move_the_ehr_version(client: TestClient) -> None:
     """A client's If-Match/meta on /fhir never becomes the EHR's version (issue 13)."""
     body = medication_request(id="ehr-2", meta={"versionId": "5"})

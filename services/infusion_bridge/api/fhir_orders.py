@@ -95,7 +95,9 @@ async def order_history(request: Request, order_id: str, rt: RuntimeDep) -> Resp
 async def delete_order(request: Request, order_id: str, rt: RuntimeDep) -> Response:
     """Record that an order was deleted (it stays, flagged); ``If-Match`` is honoured."""
     check_id(order_id)
-    await orders.delete_order(rt, order_id, if_match=request.headers.get("if-match"))
+    await orders.delete_order(
+        rt, order_id, source=order_source(request), if_match=request.headers.get("if-match")
+    )
     return Response(status_code=204)
 
 

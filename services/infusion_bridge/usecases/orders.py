@@ -51,7 +51,7 @@ async def accept_order(
         if if_none_exist is not None
         else None
     )
-    expected = version_of_etag(if_match) if if_match else None
+    expected = expected_version(if_match, source)
     medications = await resolve_medications(rt.ehr, resource)
 
     def work() -> ApplyResult:
@@ -75,6 +75,15 @@ async def accept_order(
     return await run_sync(work)
 
 
+def expected_version(if_match: str | None, source: str) -> int | None:
+    """The version ``If-Match`` names, on the FHIR base. On the EHR's channels it is the
+    EHR's own version (HAPI's rest-hook delivery sends ``If-Match`` with it), which the
+    source version already orders, so it is not a precondition on this server's versions."""
+    if not if_match or source in EHR_SOURCES:
+        return None
+    return version_of_etag(if_match)
+
+
 def local_bases(rt: Runtime, base: str | None) -> tuple[str, ...]:
     """FHIR bases whose absolute references name the orders' own patients."""
     return (rt.settings.ehr_base_url, base) if base else (rt.settings.ehr_base_url,)
@@ -88,9 +97,11 @@ def version_of_etag(etag: str, element: str = "If-Match") -> int:
     return int(raw)
 
 
-async def delete_order(rt: Runtime, order_id: str, *, if_match: str | None = None) -> None:
+async def delete_order(
+    rt: Runtime, order_id: str, *, source: str, if_match: str | None = None
+) -> None:
     """Record that an order was deleted; the cached order stays, flagged as deleted."""
-    expected = version_of_etag(if_match) if if_match else None
+    expected = expected_version(if_match, source)
 
     def work() -> None:
         with write_transaction(rt.engine) as db:
