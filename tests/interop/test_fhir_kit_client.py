@@ -34,7 +34,9 @@ def report(
     template = Path(tmp_path_factory.mktemp("fkc")) / "order.json"
     template.write_text(json.dumps(medication_request()))
     driver = HERE / "node" / "driver.mjs"
-    return run_driver(["node", str(driver), service_base, str(template), *header_args(auth_headers)])
+    return run_driver(
+        ["node", str(driver), service_base, str(template), *header_args(auth_headers)]
+    )
 
 
 @pytest.mark.parametrize("step", STEPS)
