@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
 
+from .auth.tokens import TokenVerifier
 from .domain.catalog import DrugCatalog
 from .ehr.client import EhrClient
 from .settings import Settings
@@ -27,6 +28,7 @@ class Runtime:
     engine: Engine
     ehr: EhrClient
     catalog: DrugCatalog
+    verifier: TokenVerifier
     wake_delivery: Callable[[], None] = _nothing
     """Tell the delivery worker something became due (set when a worker runs here)."""
     sync_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

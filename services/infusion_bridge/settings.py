@@ -52,6 +52,35 @@ class Settings(BaseSettings):
     delivery_lease_seconds: float = Field(default=60.0, gt=0)
     delivery_retry_base_seconds: float = Field(default=1.0, gt=0)
     delivery_retry_cap_seconds: float = Field(default=300.0, gt=0)
+    auth_issuer: str = Field(
+        default="http://127.0.0.1:8180/realms/infusion-bridge",
+        description="OIDC issuer whose access tokens the service accepts (its JWKS signs them).",
+    )
+    auth_audience: str = Field(
+        default="infusion-bridge", description="The 'aud' every access token must carry."
+    )
+    auth_jwks_url: str | None = Field(
+        default=None, description="The issuer's JWKS; default: from its OIDC discovery document."
+    )
+    auth_leeway_seconds: float = Field(default=30, ge=0, le=300)
+    auth_disabled: bool = Field(
+        default=False,
+        description="Local experiments only: no sign-in checks. Refused on a non-loopback host.",
+    )
+    web_client_id: str = Field(
+        default="infusion-bridge-web", description="OIDC client of the web pages (code + PKCE)."
+    )
+    web_client_secret: SecretStr | None = Field(
+        default=None, description="That client's secret, if it is a confidential client."
+    )
+    web_session_hours: float = Field(default=8, gt=0, le=24)
+    web_scopes: str = Field(
+        default=(
+            "openid user/Session.rs user/MedicationRequest.rs user/MedicationAdministration.rs "
+            "user/Observation.rs user/Encounter.rs user/AdverseEvent.rs user/Procedure.rs"
+        ),
+        description="What the web pages ask the identity provider for at sign-in.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -29,10 +29,17 @@ STEPS = [
 
 
 @pytest.fixture(scope="module")
-def report(
-    service_base: str, auth_headers: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, dict[str, object]]:
+def built() -> None:
     build("hapi-client")
+
+
+@pytest.fixture(scope="module")
+def report(
+    service_base: str,
+    built: None,
+    auth_headers: dict[str, str],  # after the build: the token is fresh for the run
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, dict[str, object]]:
     template = Path(tmp_path_factory.mktemp("hapi")) / "order.json"
     template.write_text(json.dumps(medication_request()))
     target = HERE / "hapi-client" / "target"

@@ -3,21 +3,23 @@ create, update, delete and search.
 
 The EHR pushes orders here; a rest-hook Subscription delivers the same way under
 ``/hooks/ehr`` (HAPI sends ``PUT {endpoint}/MedicationRequest/{id}`` and ``DELETE``), so
-``hook_router`` serves the same update and delete handlers behind the hook's secret.
+``hook_router`` serves the same update and delete handlers (token or the hook's secret).
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from ..access import Access, guard, need, rest_hook_caller
 from ..domain.errors import Invalid, Issue
 from ..usecases import order_search, orders
-from .deps import RuntimeDep, require_hook_secret
+from .deps import RuntimeDep
 from .errors import fhir_response
 from .fhir_history import history_bundle
 from .fhir_io import base_url, check_formats, read_headers, read_resource, write_response
@@ -26,10 +28,37 @@ from .fhir_search import order_criteria, read_search, searchset
 router = APIRouter(prefix="/fhir", tags=["fhir"], dependencies=[Depends(check_formats)])
 ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 STALE = Issue("informational", "an older version than the cached one: ignored", (), "warning")
+# Orders come from the EHR: writes need a backend (system/) token, or the rest-hook's secret.
+Creating = Annotated[
+    Access,
+    Depends(guard(need("MedicationRequest", "c", contexts=("system",)), interaction="create")),
+]
+Updating = Annotated[
+    Access,
+    Depends(guard(need("MedicationRequest", "cu", contexts=("system",)), interaction="update")),
+]
+Deleting = Annotated[
+    Access,
+    Depends(guard(need("MedicationRequest", "d", contexts=("system",)), interaction="delete")),
+]
+STAFF = ("nurse", "clinician")
+Reading = Annotated[
+    Access, Depends(guard(need("MedicationRequest", "r", roles=STAFF), interaction="read"))
+]
+ReadingVersion = Annotated[
+    Access, Depends(guard(need("MedicationRequest", "r", roles=STAFF), interaction="vread"))
+]
+ReadingHistory = Annotated[
+    Access,
+    Depends(guard(need("MedicationRequest", "r", roles=STAFF), interaction="history-instance")),
+]
+Searching = Annotated[
+    Access, Depends(guard(need("MedicationRequest", "rs", roles=STAFF), interaction="search"))
+]
 
 
 @router.post("/MedicationRequest", status_code=201)
-async def create_order(request: Request, rt: RuntimeDep) -> Response:
+async def create_order(request: Request, rt: RuntimeDep, _: Creating) -> Response:
     """Create an order (the server assigns the id); conditional with ``If-None-Exist`` (or
     search parameters on the URL, as fhirpy's ``get_or_create`` sends them)."""
     resource = await read_resource(request, "MedicationRequest")
@@ -47,7 +76,7 @@ async def create_order(request: Request, rt: RuntimeDep) -> Response:
 
 
 @router.put("/MedicationRequest/{order_id}")
-async def update_order(request: Request, order_id: str, rt: RuntimeDep) -> Response:
+async def update_order(request: Request, order_id: str, rt: RuntimeDep, _: Updating) -> Response:
     """Create or update an order under the client's id (also the rest-hook delivery path);
     ``If-Match`` makes it version-aware (412 when the order has moved on)."""
     check_id(order_id)
@@ -67,32 +96,37 @@ async def update_order(request: Request, order_id: str, rt: RuntimeDep) -> Respo
 
 
 @router.get("/MedicationRequest/{order_id}")
-async def read_order(order_id: str, rt: RuntimeDep) -> Response:
+async def read_order(order_id: str, rt: RuntimeDep, access: Reading) -> Response:
     """The order as last stored, with this server's ``meta`` (410 once deleted)."""
     check_id(order_id)
-    record = await orders.read_order(rt, order_id)
+    record = await orders.read_order(rt, order_id, access.compartment)
     return fhir_response(record.resource, 200, read_headers(record.version_id, record.last_updated))
 
 
 @router.get("/MedicationRequest/{order_id}/_history/{version_id}")
-async def read_order_version(order_id: str, version_id: str, rt: RuntimeDep) -> Response:
+async def read_order_version(
+    order_id: str, version_id: str, rt: RuntimeDep, access: ReadingVersion
+) -> Response:
     """One version of an order (vread; 410 for the version that deleted it)."""
     check_id(order_id)
-    version = await orders.read_order_version(rt, order_id, version_id)
+    version = await orders.read_order_version(rt, order_id, version_id, access.compartment)
     return fhir_response(
         version.resource, 200, read_headers(version.version_id, version.last_updated)
     )
 
 
 @router.get("/MedicationRequest/{order_id}/_history")
-async def order_history(request: Request, order_id: str, rt: RuntimeDep) -> Response:
+async def order_history(
+    request: Request, order_id: str, rt: RuntimeDep, access: ReadingHistory
+) -> Response:
     """Every version of an order, newest first, as a ``history`` Bundle."""
     check_id(order_id)
-    return fhir_response(history_bundle(request, await orders.order_history(rt, order_id)))
+    versions = await orders.order_history(rt, order_id, access.compartment)
+    return fhir_response(history_bundle(request, versions))
 
 
 @router.delete("/MedicationRequest/{order_id}", status_code=204)
-async def delete_order(request: Request, order_id: str, rt: RuntimeDep) -> Response:
+async def delete_order(request: Request, order_id: str, rt: RuntimeDep, _: Deleting) -> Response:
     """Record that an order was deleted (it stays, flagged); ``If-Match`` is honoured."""
     check_id(order_id)
     await orders.delete_order(
@@ -103,11 +137,15 @@ async def delete_order(request: Request, order_id: str, rt: RuntimeDep) -> Respo
 
 @router.get("/MedicationRequest")
 @router.post("/MedicationRequest/_search")
-async def search_orders(request: Request, rt: RuntimeDep) -> Response:
+async def search_orders(request: Request, rt: RuntimeDep, access: Searching) -> Response:
     """Search orders by ``_id``, ``identifier``, ``patient``/``subject``, ``status``."""
     search = await read_search(request, "MedicationRequest")
     total, records = await order_search.search_orders(
-        rt, order_criteria(request, search), offset=search.paging.offset, count=search.paging.count
+        rt,
+        order_criteria(request, search),
+        offset=search.paging.offset,
+        count=search.paging.count,
+        compartment=access.compartment,
     )
     return fhir_response(searchset(request, search, total, [r.resource for r in records]))
 
@@ -133,7 +171,7 @@ def order_source(request: Request) -> str:
 
 
 hook_router = APIRouter(
-    prefix="/hooks/ehr", tags=["subscription"], dependencies=[Depends(require_hook_secret)]
+    prefix="/hooks/ehr", tags=["subscription"], dependencies=[Depends(rest_hook_caller)]
 )
 hook_router.add_api_route(
     "/MedicationRequest/{order_id}",

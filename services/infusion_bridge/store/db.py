@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,9 @@ from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine
+
+from ..clock import utcnow
+from . import audit
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -70,13 +73,26 @@ def write_transaction(engine: Engine) -> Iterator[Session]:
     no such lock.
     """
     if engine.dialect.name != "sqlite":
-        with transaction(engine) as db:
+        with _audited(transaction(engine)) as db:
             yield db
         return
     with _write_locks_guard:
         lock = _write_locks.setdefault(id(engine), threading.Lock())
-    with lock, transaction(engine) as db:
+    with lock, _audited(transaction(engine)) as db:
         yield db
+
+
+@contextmanager
+def _audited(unit: AbstractContextManager[Session]) -> Iterator[Session]:
+    """A write made for a request carries that request's audit record in the same
+    transaction (the first write of the request does; later ones need not)."""
+    entry = audit.current()
+    with unit as db:
+        yield db
+        if entry is not None and not entry.persisted:
+            audit.insert(db, entry, status=None, now=utcnow())
+    if entry is not None:
+        entry.persisted = True  # committed
 
 
 def insert_ignore(db: Session, table: type[SQLModel]) -> Any:

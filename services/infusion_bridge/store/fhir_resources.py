@@ -54,9 +54,12 @@ def served(row: FhirResourceRow) -> Json:
     return {**row.resource_json, "meta": meta}
 
 
-def get_resource(db: Session, resource_type: str, resource_id: str) -> Json | None:
+def get_resource(db: Session, resource_type: str, resource_id: str) -> tuple[str, Json] | None:
+    """The resource and the patient it belongs to."""
     row = db.get(FhirResourceRow, resource_id)
-    return served(row) if row is not None and row.resource_type == resource_type else None
+    if row is None or row.resource_type != resource_type:
+        return None
+    return row.patient, served(row)
 
 
 def search_resources(

@@ -4,7 +4,7 @@ create (``If-None-Exist``, ``Bundle.entry.request.ifNoneExist``), which share on
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl
 
 from anyio.to_thread import run_sync
@@ -15,6 +15,7 @@ from fhir_mappings import search_values
 from ..domain.errors import Invalid, PreconditionFailed
 from ..read_models import OrderRecord
 from ..runtime import Runtime
+from ..store import audit
 from ..store import orders as store
 from ..store.db import transaction
 
@@ -123,13 +124,26 @@ def find_existing(db: Session, criteria: OrderCriteria) -> OrderRecord | None:
 
 
 async def search_orders(
-    rt: Runtime, criteria: OrderCriteria, *, offset: int, count: int
+    rt: Runtime,
+    criteria: OrderCriteria,
+    *,
+    offset: int,
+    count: int,
+    compartment: str | None = None,
 ) -> tuple[int, list[OrderRecord]]:
-    """Orders matching the criteria (deleted ones never), newest first, and their total."""
+    """Orders matching the criteria (deleted ones never), newest first, and their total;
+    only the compartment's patient's, if the caller is limited to one."""
+    if compartment is not None:
+        if criteria.patients and compartment not in criteria.patients:
+            return 0, []
+        criteria = replace(criteria, patients=(compartment,))
 
     def load() -> tuple[int, list[OrderRecord]]:
         with transaction(rt.engine) as db:
-            return _query(db, criteria, offset=offset, limit=count)
+            total, records = _query(db, criteria, offset=offset, limit=count)
+        for r in records:
+            audit.note("MedicationRequest", r.id, r.patient)
+        return total, records
 
     return await run_sync(load)
 

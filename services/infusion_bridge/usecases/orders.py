@@ -15,6 +15,7 @@ from ..domain.errors import Gone, Invalid, NotFound
 from ..domain.orders import patient_reference
 from ..read_models import OrderPage, OrderRecord, OrderVersion, OrderView
 from ..runtime import Runtime
+from ..store import audit
 from ..store import orders as store
 from ..store.db import transaction, write_transaction
 from .order_intake import (
@@ -66,11 +67,13 @@ async def accept_order(
         except MappingError as exc:
             raise refusal(exc) from exc
         with write_transaction(rt.engine) as db:
-            if condition is not None:
-                existing = find_existing(db, condition)
-                if existing is not None:
-                    return ApplyResult(Applied.MATCHED, existing)
-            return store_order(db, prepared, source=source, now=utcnow(), if_match=expected)
+            existing = find_existing(db, condition) if condition is not None else None
+            if existing is not None:
+                result = ApplyResult(Applied.MATCHED, existing)
+            else:
+                result = store_order(db, prepared, source=source, now=utcnow(), if_match=expected)
+            audit.note("MedicationRequest", result.record.id, result.record.patient)
+            return result
 
     return await run_sync(work)
 
@@ -107,17 +110,26 @@ async def delete_order(
         with write_transaction(rt.engine) as db:
             if expected is not None:
                 check_version(db, order_id, expected)
-            store.mark_deleted(db, order_id, now=utcnow())
+            deleted = store.mark_deleted(db, order_id, now=utcnow())
+            audit.note("MedicationRequest", order_id, deleted.patient if deleted else None)
 
     await run_sync(work)
 
 
-async def read_order(rt: Runtime, order_id: str) -> OrderRecord:
+def visible(record: OrderRecord | None, compartment: str | None) -> OrderRecord | None:
+    """The order if the caller may see it: limited to one patient, others do not exist."""
+    if record is None or (compartment is not None and record.patient != compartment):
+        return None
+    audit.note("MedicationRequest", record.id, record.patient)
+    return record
+
+
+async def read_order(rt: Runtime, order_id: str, compartment: str | None = None) -> OrderRecord:
     """The cached order (as served: this server's ``meta``); ``Gone`` once deleted."""
 
     def load() -> OrderRecord | None:
         with transaction(rt.engine) as db:
-            return store.get_order(db, order_id)
+            return visible(store.get_order(db, order_id), compartment)
 
     record = await run_sync(load)
     if record is None:
@@ -127,13 +139,17 @@ async def read_order(rt: Runtime, order_id: str) -> OrderRecord:
     return record
 
 
-async def read_order_version(rt: Runtime, order_id: str, version_id: str) -> OrderVersion:
+async def read_order_version(
+    rt: Runtime, order_id: str, version_id: str, compartment: str | None = None
+) -> OrderVersion:
     """One version of an order (vread); ``Gone`` for the version that deleted it."""
     if not version_id.isdigit() or len(version_id) > 18:
         raise NotFound(f"MedicationRequest/{order_id} has no version {version_id!r}", "vid")
 
     def load() -> OrderVersion | None:
         with transaction(rt.engine) as db:
+            if visible(store.get_order(db, order_id), compartment) is None:
+                return None
             return store.get_order_version(db, order_id, int(version_id))
 
     version = await run_sync(load)
@@ -144,11 +160,16 @@ async def read_order_version(rt: Runtime, order_id: str, version_id: str) -> Ord
     return version
 
 
-async def order_history(rt: Runtime, order_id: str) -> list[OrderVersion]:
-    """Every version of an order, newest first (``NotFound`` for an unknown order)."""
+async def order_history(
+    rt: Runtime, order_id: str, compartment: str | None = None
+) -> list[OrderVersion]:
+    """Every version of an order, newest first (``NotFound`` for an unknown order, or one
+    of another patient than the caller's only one)."""
 
     def load() -> list[OrderVersion]:
         with transaction(rt.engine) as db:
+            if visible(store.get_order(db, order_id), compartment) is None:
+                return []
             return store.order_history(db, order_id)
 
     versions = await run_sync(load)
@@ -167,9 +188,13 @@ class OrderFilters:
     limit: int = 50
 
 
-async def list_orders(rt: Runtime, f: OrderFilters) -> OrderPage:
-    """Cached orders, newest first."""
+async def list_orders(rt: Runtime, f: OrderFilters, compartment: str | None = None) -> OrderPage:
+    """Cached orders, newest first (only the compartment's patient's, if limited to one)."""
     patient = patient_reference(f.patient) if f.patient else None
+    if compartment is not None:
+        if patient not in (None, compartment):
+            return OrderPage(total=0, offset=f.offset, limit=f.limit, items=[])
+        patient = compartment
 
     def load() -> OrderPage:
         with transaction(rt.engine) as db:
@@ -182,19 +207,18 @@ async def list_orders(rt: Runtime, f: OrderFilters) -> OrderPage:
                 offset=f.offset,
                 limit=f.limit,
             )
-        return OrderPage(
-            total=total, offset=f.offset, limit=f.limit, items=[OrderView.of(r) for r in records]
-        )
+        items = [OrderView.of(r) for r in records if visible(r, compartment)]
+        return OrderPage(total=total, offset=f.offset, limit=f.limit, items=items)
 
     return await run_sync(load)
 
 
-async def order_view(rt: Runtime, order_id: str) -> OrderView:
+async def order_view(rt: Runtime, order_id: str, compartment: str | None = None) -> OrderView:
     """One cached order with its linked premedication (or infusion) orders."""
 
     def load() -> OrderView | None:
         with transaction(rt.engine) as db:
-            record = store.get_order(db, order_id)
+            record = visible(store.get_order(db, order_id), compartment)
             if record is None:
                 return None
             return OrderView.of(record, store.linked_orders(db, record))

@@ -22,7 +22,7 @@ from ..read_models import (
     SessionSummary,
 )
 from ..runtime import Runtime
-from ..store import outbox
+from ..store import audit, outbox
 from ..store.db import transaction
 from ..store.fhir_resources import get_resource, search_resources, session_resources
 from ..store.infusion_sessions import get_infusion_session, list_sessions
@@ -42,9 +42,21 @@ class SessionFilters:
     limit: int = 50
 
 
-async def session_listing(rt: Runtime, f: SessionFilters) -> SessionListing:
+def limit_to(patient: str | None, compartment: str | None) -> tuple[str | None, bool]:
+    """The patient a query may cover: the asked one, or the caller's only one; and whether
+    the query can find anything at all (asking for another patient finds nothing)."""
+    if compartment is None:
+        return patient, True
+    return compartment, patient in (None, compartment)
+
+
+async def session_listing(
+    rt: Runtime, f: SessionFilters, compartment: str | None = None
+) -> SessionListing:
     """Sessions matching the filters, newest first, with their delivery statuses."""
-    patient = patient_reference(f.patient) if f.patient else None
+    patient, possible = limit_to(patient_reference(f.patient) if f.patient else None, compartment)
+    if not possible:
+        return SessionListing(0, [], {})
 
     def load() -> SessionListing:
         with transaction(rt.engine) as db:
@@ -59,14 +71,18 @@ async def session_listing(rt: Runtime, f: SessionFilters) -> SessionListing:
                 limit=f.limit,
             )
             statuses = outbox.statuses_by_session(db, [r.id for r in records])
+        for r in records:
+            audit.note("Session", r.id, r.patient)
         return SessionListing(total, records, statuses)
 
     return await run_sync(load)
 
 
-async def session_page(rt: Runtime, f: SessionFilters) -> SessionPage:
+async def session_page(
+    rt: Runtime, f: SessionFilters, compartment: str | None = None
+) -> SessionPage:
     """The JSON page of :func:`session_listing`."""
-    listing = await session_listing(rt, f)
+    listing = await session_listing(rt, f, compartment)
     return SessionPage(
         total=listing.total,
         offset=f.offset,
@@ -75,10 +91,15 @@ async def session_page(rt: Runtime, f: SessionFilters) -> SessionPage:
     )
 
 
-async def infusion_history(rt: Runtime, patient_id: str) -> InfusionHistory:
+async def infusion_history(
+    rt: Runtime, patient_id: str, compartment: str | None = None
+) -> InfusionHistory:
     """Every session of the patient (newest first), total dose per drug, the mitoxantrone
     cumulative dose in mg/m2, and the next due date per drug with the rule behind it."""
     patient = patient_reference(patient_id)
+    if compartment is not None and patient != compartment:
+        raise NotFound(f"{patient} is not known")
+    audit.note("Patient", patient.removeprefix("Patient/"), patient)
 
     def load() -> tuple[list[SessionRecord], dict[str, float | None], dict[str, list[str]]]:
         with transaction(rt.engine) as db:
@@ -114,24 +135,35 @@ class ResourceSearch:
     count: int = 50
 
 
-async def search(rt: Runtime, q: ResourceSearch) -> SearchPage:
+async def search(rt: Runtime, q: ResourceSearch, compartment: str | None = None) -> SearchPage:
+    patient, possible = limit_to(patient_reference(q.patient) if q.patient else None, compartment)
+    if not possible:
+        return SearchPage(0, [])
+
     def load() -> SearchPage:
         with transaction(rt.engine) as db:
-            return search_resources(
+            page = search_resources(
                 db,
                 q.resource_type,
-                patient=patient_reference(q.patient) if q.patient else None,
+                patient=patient,
                 category=q.category,
                 after=list(q.dates),
                 offset=q.offset,
                 limit=q.count,
             )
+        for r in page.resources:
+            audit.note(q.resource_type, r.get("id"), _patient_of(r))
+        return page
 
     return await run_sync(load)
 
 
 async def read_resource(
-    rt: Runtime, resource_type: str, resource_id: str, version_id: str | None = None
+    rt: Runtime,
+    resource_type: str,
+    resource_id: str,
+    compartment: str | None = None,
+    version_id: str | None = None,
 ) -> Json:
     """A finished session's resource (with ``meta``); each has one version, ``1``."""
     if version_id is not None and version_id != "1":
@@ -139,7 +171,11 @@ async def read_resource(
 
     def load() -> Json | None:
         with transaction(rt.engine) as db:
-            return get_resource(db, resource_type, resource_id)
+            found = get_resource(db, resource_type, resource_id)
+        if found is None or (compartment is not None and found[0] != compartment):
+            return None
+        audit.note(resource_type, resource_id, found[0])
+        return found[1]
 
     resource = await run_sync(load)
     if resource is None:
@@ -147,16 +183,28 @@ async def read_resource(
     return resource
 
 
-async def session_record(rt: Runtime, session_id: str) -> list[Json]:
+async def session_record(
+    rt: Runtime, session_id: str, compartment: str | None = None
+) -> list[Json]:
     """Every FHIR resource of a finished session (``NotFound`` while it is not finished)."""
 
     def load() -> list[Json]:
         with transaction(rt.engine) as db:
-            if get_infusion_session(db, session_id) is None:
+            found = get_infusion_session(db, session_id)
+            if found is None or (compartment is not None and found.patient != compartment):
                 raise NotFound(f"session {session_id} does not exist", "session_id")
+            audit.note("Session", session_id, found.patient)
             return session_resources(db, session_id)
 
     resources = await run_sync(load)
     if not resources:
         raise NotFound(f"session {session_id} is not finished: it has no FHIR record yet")
     return resources
+
+
+def _patient_of(resource: Json) -> str | None:
+    for key in ("subject", "patient"):
+        ref = resource.get(key)
+        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
+            return str(ref["reference"])
+    return None

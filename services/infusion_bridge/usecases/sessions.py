@@ -28,7 +28,7 @@ from ..domain.sessions import (
 )
 from ..read_models import SessionRecord, SessionView
 from ..runtime import Runtime
-from ..store import outbox
+from ..store import audit, outbox
 from ..store.db import transaction, write_transaction
 from ..store.fhir_resources import session_resources, store_resources
 from ..store.infusion_sessions import (
@@ -65,6 +65,7 @@ def start_session(engine: Engine, order_id: str, *, now: datetime) -> SessionRec
             drug_key=order.drug.key,
             created_at=now,
         )
+        audit.note("Session", infusion.id, infusion.patient)
         return insert_session(db, infusion, now=now)
 
 
@@ -105,6 +106,7 @@ def append_event(
         if found is None or found.infusion is None:
             raise NotFound(f"session {session_id} does not exist", "session_id")
         current = found.infusion
+        audit.note("Session", session_id, current.patient)
         drug = catalog.by_key(current.drug_key)
         _check_drugs(event, current, catalog)
         try:
@@ -134,14 +136,15 @@ def append_event(
         return queued
 
 
-async def read_session(rt: Runtime, session_id: str) -> SessionView:
+async def read_session(rt: Runtime, session_id: str, compartment: str | None = None) -> SessionView:
     """The full record: timeline, order, deliveries, the administrations sent to the EHR."""
 
     def load() -> SessionView:
         with transaction(rt.engine) as db:
             found = get_infusion_session(db, session_id)
-            if found is None:
+            if found is None or (compartment is not None and found.patient != compartment):
                 raise NotFound(f"session {session_id} does not exist", "session_id")
+            audit.note("Session", session_id, found.patient)
             return SessionView.of(
                 found,
                 outbox.deliveries_for(db, session_id),

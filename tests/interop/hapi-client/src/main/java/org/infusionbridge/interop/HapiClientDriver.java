@@ -45,6 +45,7 @@ public final class HapiClientDriver {
 
   private final FhirContext ctx = FhirContext.forR4();
   private final IGenericClient client;
+  private final AdditionalRequestHeadersInterceptor extraHeaders;
   private final String template;
   private final String patient = "hapi-" + UUID.randomUUID().toString().substring(0, 12);
   private final Map<String, String> results = new LinkedHashMap<>();
@@ -54,12 +55,13 @@ public final class HapiClientDriver {
     ctx.getRestfulClientFactory().setSocketTimeout(30_000);
     this.client = ctx.newRestfulGenericClient(base);
     client.setEncoding(EncodingEnum.JSON);
-    AdditionalRequestHeadersInterceptor extra = new AdditionalRequestHeadersInterceptor();
+    // the suite's headers (the bearer token) go on every request of every client here
+    extraHeaders = new AdditionalRequestHeadersInterceptor();
     for (String header : headers) {
       String[] parts = header.split(":", 2);
-      extra.addHeaderValue(parts[0].trim(), parts[1].trim());
+      extraHeaders.addHeaderValue(parts[0].trim(), parts[1].trim());
     }
-    client.registerInterceptor(extra);
+    client.registerInterceptor(extraHeaders);
     this.template = template;
   }
 
@@ -242,6 +244,7 @@ public final class HapiClientDriver {
     step("json-only-406", () -> {
       IGenericClient xml = ctx.newRestfulGenericClient(client.getServerBase());
       xml.setEncoding(EncodingEnum.XML);
+      xml.registerInterceptor(extraHeaders);
       try {
         xml.search().forResource(MedicationRequest.class).returnBundle(Bundle.class).execute();
         throw new AssertionError("XML was served");

@@ -1,7 +1,7 @@
 """order versions: the server's own versions apart from the EHR's, history, record times
 
-Revision ID: i13_order_versions
-Revises: 0004
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-27
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "i13_order_versions"
-down_revision: str | None = "0004"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
