@@ -248,7 +248,8 @@ def _apply(db: Session, entry: BatchEntry, now: datetime) -> None:
         except DomainError as exc:
             entry.error = exc
             return
-        mark_deleted(db, entry.order_id, now=now)
+        deleted = mark_deleted(db, entry.order_id, now=now)
+        audit.note("MedicationRequest", entry.order_id, deleted.patient if deleted else None)
         return
     if entry.condition is not None:
         try:
