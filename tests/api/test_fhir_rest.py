@@ -275,3 +275,6 @@ def test_capability_statement_says_what_works(client: TestClient) -> None:
     assert (orders["conditionalCreate"], orders["conditionalUpdate"]) == (True, False)
     assert "capped at 200" in rest["documentation"]
     assert {i["code"] for i in rest["interaction"]} == {"batch", "transaction"}
+    audit = next(r for r in rest["resource"] if r["type"] == "AuditEvent")
+    assert {p["name"] for p in audit["searchParam"]} == {"patient", "agent", "date"}
+    assert rest["security"]["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"

@@ -30,7 +30,9 @@ Auditing = Annotated[
         )
     ),
 ]
-PARAMS = {"patient", "agent", "date", "_count", "_offset", "_format"}
+SEARCH_PARAMS = {"patient": "reference", "agent": "reference", "date": "date"}
+"""AuditEvent search parameters (the CapabilityStatement's); ``agent`` is a user's id or name."""
+PARAMS = {*SEARCH_PARAMS, "_count", "_offset", "_format"}
 
 
 @router.get("/AuditEvent")

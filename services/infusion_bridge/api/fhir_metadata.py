@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from .. import __version__
 from .errors import fhir_response
+from .fhir_audit import SEARCH_PARAMS as AUDIT_SEARCH_PARAMS
 from .fhir_io import base_url, check_formats
 from .fhir_records import READABLE
 from .fhir_search import DEFAULT_COUNT, MAX_COUNT, SEARCH_PARAMS
@@ -59,6 +60,20 @@ def capability_statement(base: str) -> dict[str, Any]:
             entry["interaction"].append({"code": "search-type"})
             entry["searchParam"] = _search_params(rtype)
         resources.append(entry)
+    resources.append(
+        {
+            "type": "AuditEvent",
+            "interaction": [{"code": "search-type"}],
+            "searchParam": [
+                {"name": name, "type": kind} for name, kind in AUDIT_SEARCH_PARAMS.items()
+            ],
+            "documentation": (
+                "The audit trail, for security officers (user/AuditEvent.rs and the "
+                "security-officer role); newest first; agent is a user's id or name; "
+                "_count 1..200 and _offset, no other result parameters."
+            ),
+        }
+    )
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -78,6 +93,25 @@ def capability_statement(base: str) -> dict[str, Any]:
                     "_summary=count; _total; _elements. Unknown parameters get 400 unless "
                     "Prefer: handling=lenient."
                 ),
+                "security": {
+                    "cors": False,
+                    "service": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/"
+                                    "restful-security-service",
+                                    "code": "SMART-on-FHIR",
+                                }
+                            ]
+                        }
+                    ],
+                    "description": (
+                        "Every interaction but this CapabilityStatement needs a bearer "
+                        "token from the identity provider with SMART v2 scopes (and, for "
+                        "people, a role); see /.well-known/smart-configuration."
+                    ),
+                },
                 "resource": resources,
                 "interaction": [
                     {
