@@ -236,3 +236,22 @@ def test_switching_sign_in_off_is_refused_off_loopback(settings: Settings) -> No
     settings.host = "0.0.0.0"  # noqa: S104
     with pytest.raises(RuntimeError, match="loopback only"):
         signed_in_app(settings)
+
+
+def test_a_bundle_delete_names_its_order_in_the_audit_record(
+    app_client: TestClient, arranged: Arranged
+) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"request": {"method": "DELETE", "url": "MedicationRequest/rt-del-0"}}],
+    }
+    r = app_client.post(
+        "/fhir",
+        json=bundle,
+        headers={"Content-Type": "application/fhir+json", **bearer(token_as("ehr"))},
+    )
+    assert r.json()["entry"][0]["response"]["status"].startswith("204")
+    record = audit_rows(app_client)[-1]
+    assert record["patient"] == "Patient/route-table"
+    assert "rt-del-0" in str(record["entities"])
