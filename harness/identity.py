@@ -6,10 +6,14 @@ Integration tests use the real Keycloak sandbox instead (``sandbox/keycloak_serv
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from functools import cached_property
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -115,3 +119,36 @@ def signed_in_client(
     """A TestClient whose requests carry a token of ``issuer`` (all roles and scopes unless
     ``token`` says otherwise)."""
     return TestClient(signed_in_app(settings, issuer), headers=issuer.headers(**token))
+
+
+@contextmanager
+def served_issuer() -> Iterator[LocalIssuer]:
+    """A local issuer whose discovery document and JWKS answer over real HTTP (loopback), for
+    a service in another process (benchmarks)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    issuer = LocalIssuer(issuer=f"http://127.0.0.1:{port}/realms/bench")
+    transport = issuer.transport()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            answer = transport.handle_request(httpx.Request("GET", issuer.issuer + self.path))
+            body = answer.read()
+            self.send_response(answer.status_code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield issuer
+    finally:
+        server.shutdown()
+        server.server_close()

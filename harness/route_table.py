@@ -246,6 +246,14 @@ def cases(a: Arranged) -> list[Case]:
             "admin",
             (200,),
         ),
+        Case(
+            "POST",
+            "/patients/{patient_id}/ehr-history",
+            f"/patients/{PATIENT.split('/')[1]}/ehr-history",
+            "clinician",
+            "admin",
+            (200, 503),  # 503 where no EHR answers (the live access test runs without one)
+        ),
         Case("GET", "/deliveries", "/deliveries", "admin", "clinician", (200,)),
         Case(
             "POST",

@@ -27,6 +27,7 @@ def settings(tmp_path: Path) -> Settings:
         log_format="console",
         sync_interval_seconds=0,
         delivery_enabled=False,  # worker tests drive it themselves
+        ehr_history_on_order=False,  # no background EHR searches against the fake EHR
         **ISSUER_FOR_TESTS.settings(),
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -46,6 +47,7 @@ from .logging import get_logger
 from .runtime import Runtime
 from .settings import Settings, get_settings
 from .store.db import make_engine, migrate
+from .usecases import ehr_history
 from .usecases.order_sync import periodic_sync
 from .web import install_web
 
@@ -141,6 +143,21 @@ def create_app(
         sync_task = (
             asyncio.create_task(periodic_sync(rt)) if settings.sync_interval_seconds > 0 else None
         )
+        pulls: set[asyncio.Task[None]] = set()
+        if settings.ehr_history_on_order:
+            pulling: set[str] = set()
+
+            def request_pull(patient: str) -> None:
+                # a fresh context: the pull is the service's own work, not part of the
+                # request that brought the order (nor of that request's audit record)
+                task = asyncio.create_task(
+                    ehr_history.pull_in_background(rt, patient, pulling),
+                    context=contextvars.Context(),
+                )
+                pulls.add(task)
+                task.add_done_callback(pulls.discard)
+
+            rt.request_history_pull = request_pull
         log.info(
             "started", ehr_base_url=settings.ehr_base_url, database=engine.url.get_backend_name()
         )
@@ -149,6 +166,7 @@ def create_app(
         finally:
             if sync_task is not None:
                 tasks.append(sync_task)
+            tasks += list(pulls)
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

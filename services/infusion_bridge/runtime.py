@@ -22,6 +22,10 @@ def _nothing() -> None:
     return None
 
 
+def _ignore(_patient: str) -> None:
+    return None
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -31,6 +35,8 @@ class Runtime:
     verifier: TokenVerifier
     wake_delivery: Callable[[], None] = _nothing
     """Tell the delivery worker something became due (set when a worker runs here)."""
+    request_history_pull: Callable[[str], None] = _ignore
+    """Start pulling a patient's history from the EHR in the background (set by the app)."""
     sync_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     sync_requested: bool = False
 

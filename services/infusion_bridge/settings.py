@@ -42,6 +42,10 @@ class Settings(BaseSettings):
         default=300, ge=0, description="Pull changed orders from the EHR this often; 0 = off."
     )
     sync_page_size: int = Field(default=100, ge=1, le=1000)
+    ehr_history_on_order: bool = Field(
+        default=True,
+        description="Pull the patient's history from the EHR when an infusion order arrives.",
+    )
     identifier_system: str = Field(
         default="urn:infusion-bridge:resource",
         description="System of the business identifiers minted for resources sent to the EHR.",

@@ -8,12 +8,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import respx
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from harness.identity import ISSUER_FOR_TESTS, LocalIssuer, signed_in_app
 from harness.route_table import PUBLIC, Arranged, Case, arrange, cases, served_routes
 from services.infusion_bridge.settings import Settings
+from tests.conftest import FAKE_EHR
 
 USER_SCOPES = (
     "user/MedicationRequest.rs user/MedicationAdministration.rs user/Observation.rs "
@@ -48,10 +50,23 @@ class As:
         return self.client.request(method, url, headers=headers, **kwargs)
 
 
+NOT_FOUND = {
+    "resourceType": "OperationOutcome",
+    "issue": [{"severity": "error", "code": "not-found"}],
+}
+EMPTY = {"resourceType": "Bundle", "type": "searchset", "total": 0}
+
+
 @pytest.fixture
 def app_client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(signed_in_app(settings)) as c:
-        yield c
+    """The app in-process; the EHR answers the history pull (nothing known about anyone)."""
+    with respx.mock(base_url=FAKE_EHR, assert_all_called=False) as ehr:
+        ehr.get("/MedicationAdministration").respond(200, json=EMPTY)
+        ehr.get("/Observation").respond(200, json=EMPTY)
+        ehr.get(path__regex=r"/Patient/[^/]+$").respond(404, json=NOT_FOUND)
+        ehr.route().pass_through()  # anything else goes out (and fails) as before
+        with TestClient(signed_in_app(settings)) as c:
+            yield c
 
 
 @pytest.fixture
@@ -162,6 +177,9 @@ def test_a_patient_token_sees_only_its_patient(app_client: TestClient, arranged:
     assert posted.status_code == 200
     assert posted.json()["total"] == 0
     assert app_client.get("/patients/route-table-other/infusions", headers=me).status_code == 404
+    pull = app_client.post("/patients/route-table-other/ehr-history", headers=me)
+    assert pull.status_code == 404
+    assert app_client.post("/patients/route-table/ehr-history", headers=me).status_code == 200
     orders = app_client.get("/orders", headers=me).json()
     assert {o["patient"] for o in orders["items"]} == {"Patient/route-table"}
     obs = app_client.get("/fhir/Observation?patient=route-table-other", headers=me).json()

@@ -143,6 +143,7 @@ def test_a_patient_launch_sees_only_its_patient(
     assert me.request("GET", "/sessions").json()["total"] == 0
     assert me.request("GET", "/fhir/Observation?patient=route-table").json()["total"] == 0
     assert me.request("GET", "/patients/route-table/infusions").status_code == 404
+    assert me.request("POST", "/patients/route-table/ehr-history").status_code == 404
 
 
 def _order_body(patient: str) -> dict[str, Any]:

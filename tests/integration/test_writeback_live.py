@@ -71,7 +71,7 @@ def test_completed_session_lands_in_the_ehr_searchable_by_patient(
         assert all(e["status"].startswith("201") for e in delivery["response"]["entries"])
 
     administrations = fhir.get("MedicationAdministration", params={"patient": patient}).json()
-    assert administrations["total"] == 2  # the infusion and the IV methylprednisolone premed
+    assert administrations["total"] == 3  # the infusion, IV methylprednisolone, diphenhydramine
     infusion = next(
         e["resource"]
         for e in administrations["entry"]
@@ -114,7 +114,7 @@ def test_delivering_the_same_session_twice_leaves_one_copy(
         == before
         == VITALS_EVENTS * OBSERVATIONS_PER_VITALS
     )
-    assert count(fhir, "MedicationAdministration", patient=patient) == 2
+    assert count(fhir, "MedicationAdministration", patient=patient) == 3
     _expect_one_copy(fhir, sid, patient)
 
 

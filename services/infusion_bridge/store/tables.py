@@ -149,6 +149,25 @@ class FhirResourceRow(SQLModel, table=True):
     resource_json: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 
+class EhrRecordRow(SQLModel, table=True):
+    """A resource read from the EHR about a patient (an earlier administration, a body
+    measurement, the Patient), kept with its EHR id and version; ``record_json`` is the domain
+    record (``domain/ehr_records.py``)."""
+
+    __tablename__ = "ehr_records"
+    __table_args__ = (Index("ix_ehr_records_patient_kind", "patient", "kind"),)
+
+    key: str = Field(primary_key=True, max_length=128)
+    """``<resourceType>/<id>`` at the EHR."""
+    patient: str = Field(max_length=128)
+    kind: str = Field(max_length=16)
+    """administration | weight | height | bsa | lvef | patient"""
+    version_id: str | None = Field(default=None, max_length=64)
+    effective: datetime | None = None
+    fetched_at: datetime
+    record_json: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
 class AuditRow(SQLModel, table=True):
     """One access to patient data (or an attempt): append-only, never updated or deleted.
 

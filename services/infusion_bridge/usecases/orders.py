@@ -75,7 +75,10 @@ async def accept_order(
             audit.note("MedicationRequest", result.record.id, result.record.patient)
             return result
 
-    return await run_sync(work)
+    result = await run_sync(work)
+    if result.outcome in (Applied.CREATED, Applied.UPDATED) and result.record.role == "infusion":
+        rt.request_history_pull(result.record.patient)
+    return result
 
 
 def expected_version(if_match: str | None, source: str) -> int | None:
