@@ -273,3 +273,28 @@ def test_a_bundle_delete_names_its_order_in_the_audit_record(
     record = audit_rows(app_client)[-1]
     assert record["patient"] == "Patient/route-table"
     assert "rt-del-0" in str(record["entities"])
+
+
+def test_switching_sign_in_off_warns_and_lets_every_request_in(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings.auth_disabled = True
+    with TestClient(signed_in_app(settings)) as c:
+        assert c.get("/sessions").status_code == 200  # no token at all
+    assert "auth_disabled" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("asked", "sent_to"),
+    [
+        ("/ui/sessions/abc?x=1", "/ui/sessions/abc?x=1"),
+        ("//evil.example/x", "/ui/sessions"),
+        ("/\\evil.example/x", "/ui/sessions"),
+        ("https://evil.example/", "/ui/sessions"),
+        (None, "/ui/sessions"),
+    ],
+)
+def test_sign_in_returns_only_to_this_service(asked: str | None, sent_to: str) -> None:
+    from services.infusion_bridge.usecases.web_sign_in import _safe_next
+
+    assert _safe_next(asked) == sent_to

@@ -108,3 +108,22 @@ def test_orders_sessions_and_fhir_reads_on_postgres(pg_client: TestClient, pg_ur
         assert outbox.claim(db, due, now=now, lease=timedelta(seconds=30)) is not None
     with transaction(engine) as db:
         assert outbox.claim(db, due, now=now, lease=timedelta(seconds=30)) is None
+
+
+def test_the_audit_trail_is_append_only_in_postgres(pg_client: TestClient, pg_url: str) -> None:
+    assert pg_client.get("/sessions").status_code == 200  # leaves an audit record
+    engine = make_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM audit_events")).scalar_one() >= 1
+        for statement in (
+            "UPDATE audit_events SET outcome = '0'",
+            "DELETE FROM audit_events",
+            "TRUNCATE audit_events",
+        ):
+            with pytest.raises(Exception, match="append-only"), engine.begin() as conn:
+                conn.execute(text(statement))
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM audit_events")).scalar_one() >= 1
+    finally:
+        engine.dispose()
