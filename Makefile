@@ -7,7 +7,7 @@ SANDBOX := sandbox/hapi/sandbox.sh
 IDP := sandbox/keycloak/keycloak.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps run test unit lint format sandbox-start sandbox-stop sandbox-status bench clean
+.PHONY: help install system-deps interop-deps run test unit lint format sandbox-start sandbox-stop sandbox-status bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -29,11 +29,14 @@ run: install sandbox-start ## run the service on 127.0.0.1:8000 against the loca
 system-deps: ## install Chromium and PostgreSQL from Debian if missing (tests need them)
 	@bash scripts/system-deps.sh
 
-test: install system-deps ## run every test: unit, API, integration (sandbox, PostgreSQL), browser
+interop-deps: system-deps ## build the interop suite's clients (HAPI client via Maven, fhir-kit-client via npm ci)
+	@bash tests/interop/build.sh
+
+test: install system-deps interop-deps ## every test: unit, API, interop clients, integration (sandbox, PostgreSQL), browser
 	@$(BIN)/pytest
 
-unit: install ## only the tests that need no sandbox
-	@$(BIN)/pytest -m 'not integration'
+unit: install ## only the tests that need no sandbox and no Java/Node client
+	@$(BIN)/pytest -m 'not integration and not interop'
 
 lint: install ## ruff (lint + format check) and mypy
 	@$(BIN)/ruff check .

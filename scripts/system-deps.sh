@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the system packages the test suite needs, from Debian's archive, if missing:
-#   chromium (+ a font) for the browser test, PostgreSQL server binaries for the store tests.
-# Java 17 and Maven (the HAPI sandbox) are expected on the machine already.
+#   chromium (+ a font) for the browser test, PostgreSQL server binaries for the store tests,
+#   Node.js + npm for the interop suite's fhir-kit-client (tests/interop).
+# Java 17 and Maven (the HAPI sandbox, the HAPI client driver) are expected on the machine already.
 set -euo pipefail
 
 need=()
@@ -9,6 +10,8 @@ need=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null || need+=(postgresql)
 command -v java > /dev/null || need+=(openjdk-17-jdk-headless)
 command -v mvn > /dev/null || need+=(maven)
+command -v node > /dev/null || need+=(nodejs)
+command -v npm > /dev/null || need+=(npm)
 
 if [[ ${#need[@]} -eq 0 ]]; then
   exit 0

@@ -35,6 +35,7 @@ from .api.middleware import (
     AccessLogMiddleware,
     AuditMiddleware,
     BodySizeLimitMiddleware,
+    HeadMiddleware,
     JsonBodyMiddleware,
 )
 from .auth.tokens import TokenVerifier
@@ -220,6 +221,7 @@ def create_app(
     app.add_middleware(AuditMiddleware)
     app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HeadMiddleware)
     app.add_middleware(AccessLogMiddleware, metrics=app_metrics)
     app.include_router(health.router)
     app.include_router(metrics.router)
