@@ -117,7 +117,9 @@ def readiness_phase(tmp: Path, requests: int) -> dict[str, Any]:
                 base_url=service.base_url, timeout=30, headers=service.auth_headers
             ) as svc:
                 svc.put(
-                    "/fhir/MedicationRequest/ocr-b", json=medication_request(), headers=FHIR
+                    "/fhir/MedicationRequest/ocr-b",
+                    json=medication_request(id="ocr-b"),
+                    headers=FHIR,
                 ).raise_for_status()
                 run_session(svc, "ocr-b", completed_timeline(start_of_yesterday(), vitals=1))
                 ready = ab(f"{service.base_url}/health/ready", requests, 25)

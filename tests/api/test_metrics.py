@@ -42,7 +42,7 @@ def test_metrics_backlog_and_dead_letters_match_deliveries(
     for n in range(3):  # three patients: none waits behind another's delivery
         put = client.put(
             f"/fhir/MedicationRequest/ocr-m{n}",
-            json=medication_request(subject={"reference": f"Patient/pat-m{n}"}),
+            json=medication_request(id=f"ocr-m{n}", subject={"reference": f"Patient/pat-m{n}"}),
             headers={"Content-Type": "application/fhir+json"},
         )
         assert put.status_code == 201

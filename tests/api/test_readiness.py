@@ -119,7 +119,7 @@ def test_ready_answers_within_a_second_while_the_ehr_hangs(tmp_path: Path) -> No
     ):
         put = svc.put(
             "/fhir/MedicationRequest/ocr-h",
-            json=medication_request(),
+            json=medication_request(id="ocr-h"),
             headers={"Content-Type": "application/fhir+json"},
         )
         assert put.status_code == 201
