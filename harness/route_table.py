@@ -24,6 +24,7 @@ PUBLIC = {
     ("GET", "/fhir/metadata"),
     ("GET", "/.well-known/smart-configuration"),
     ("GET", "/fhir/.well-known/smart-configuration"),
+    ("GET", "/.well-known/jwks.json"),
     ("GET", "/"),
     ("GET", "/ui/login"),
     ("GET", "/ui/callback"),

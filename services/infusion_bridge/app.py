@@ -24,6 +24,7 @@ from .api import (
     fhir_records,
     health,
     hooks,
+    jwks,
     metrics,
     orders,
     patients,
@@ -43,8 +44,10 @@ from .clock import utcnow
 from .delivery.policy import RetryPolicy
 from .delivery.worker import DeliveryWorker
 from .domain.catalog import DrugCatalog, load_catalog
+from .ehr.backend_auth import BackendServicesAuth
 from .ehr.client import EhrClient
 from .ehr.health import EhrHealth
+from .ehr.keys import SigningKey, load_signing_key
 from .ehr.probe import EhrProbe
 from .logging import get_logger
 from .metrics import Metrics
@@ -58,22 +61,61 @@ from .web import install_web
 log = get_logger(__name__)
 
 
+def load_ehr_signing_key(settings: Settings) -> SigningKey | None:
+    """The service's private key for SMART Backend Services, from the variable or the file."""
+    if settings.ehr_private_key is not None:
+        return load_signing_key(settings.ehr_private_key.get_secret_value().encode())
+    if settings.ehr_private_key_path is not None:
+        return load_signing_key(settings.ehr_private_key_path.read_bytes())
+    return None
+
+
+def build_ehr_auth(settings: Settings) -> BackendServicesAuth | None:
+    """SMART Backend Services tokens when ``INFUSION_EHR_CLIENT_ID`` is set, else None."""
+    if not settings.ehr_client_id:
+        return None
+    key = load_ehr_signing_key(settings)
+    if key is None:
+        raise RuntimeError(
+            "INFUSION_EHR_CLIENT_ID is set but no private key: set "
+            "INFUSION_EHR_PRIVATE_KEY_PATH (or INFUSION_EHR_PRIVATE_KEY)"
+        )
+    return BackendServicesAuth(
+        client_id=settings.ehr_client_id,
+        key=key,
+        scopes=settings.ehr_scopes,
+        ehr_base_url=settings.ehr_base_url,
+        token_url=settings.ehr_token_url,
+        http=httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                settings.ehr_timeout_seconds, connect=settings.ehr_connect_timeout_seconds
+            )
+        ),
+    )
+
+
 def build_ehr_client(
     settings: Settings,
     *,
     health: EhrHealth | None = None,
     metrics: Metrics | None = None,
-    probe: bool = False,
+    probe_of: EhrClient | None = None,
 ) -> EhrClient:
-    """The EHR client; ``probe=True``: the probe's own (one connection, its short timeout)."""
-    token = settings.ehr_bearer_token.get_secret_value() if settings.ehr_bearer_token else None
+    """The EHR client (delivery worker, sync, history pulls): SMART Backend Services tokens
+    when ``INFUSION_EHR_CLIENT_ID`` is set, else the static bearer token. With ``probe_of``:
+    the background probe's own client (one connection, its short timeout) sharing that
+    client's authorization, so the worker, sync and probe use one cached token."""
+    probe = probe_of is not None
     timeout = settings.ehr_probe_timeout_seconds if probe else settings.ehr_timeout_seconds
+    auth = probe_of.auth if probe_of is not None else build_ehr_auth(settings)
+    token = settings.ehr_bearer_token.get_secret_value() if settings.ehr_bearer_token else None
     return EhrClient(
         settings.ehr_base_url,
         timeout=timeout,
         connect_timeout=min(settings.ehr_connect_timeout_seconds, timeout),
         max_connections=1 if probe else settings.ehr_max_connections,
-        bearer_token=token,
+        bearer_token=None if auth is not None else token,
+        auth=auth,
         health=health,
         metrics=metrics,
     )
@@ -152,9 +194,10 @@ def create_app(
         health = EhrHealth()
         ehr = build_ehr_client(settings, health=health, metrics=app_metrics)
         probe = EhrProbe(
-            build_ehr_client(settings, health=health, metrics=app_metrics, probe=True),
+            build_ehr_client(settings, health=health, metrics=app_metrics, probe_of=ehr),
             timeout=settings.ehr_probe_timeout_seconds,
         )
+        signing_key = load_ehr_signing_key(settings)
         verifier = build_verifier(settings, auth_transport)
         rt = Runtime(
             settings=settings,
@@ -162,6 +205,7 @@ def create_app(
             ehr=ehr,
             catalog=load_catalog(settings.catalog_path),
             verifier=verifier,
+            public_keys=[signing_key.public_jwk] if signing_key else [],
             probe=probe,
             metrics=app_metrics,
         )
@@ -237,6 +281,7 @@ def create_app(
     app.include_router(patients.router)
     app.include_router(fhir_audit.router)
     app.include_router(smart_configuration.router)
+    app.include_router(jwks.router)
     app.include_router(docs.router)
     install_web(app)
     return app

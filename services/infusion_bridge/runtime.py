@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
@@ -35,6 +35,8 @@ class Runtime:
     ehr: EhrClient
     catalog: DrugCatalog
     verifier: TokenVerifier
+    public_keys: list[dict[str, Any]] = field(default_factory=list)
+    """The public JWKs of the service's own signing key(s), published for EHR registration."""
     probe: EhrProbe | None = None
     """The background EHR probe whose cached result readiness reports."""
     metrics: Metrics = field(default_factory=Metrics)

@@ -19,6 +19,7 @@ import orjson
 
 from ..metrics import Metrics
 from .errors import (
+    EhrAuthenticationFailed,
     EhrClientError,
     EhrError,
     EhrInvalidResponse,
@@ -64,11 +65,15 @@ class EhrClient:
         connect_timeout: float = 3.0,
         max_connections: int = 20,
         bearer_token: str | None = None,
+        auth: httpx.Auth | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         health: EhrHealth | None = None,
         metrics: Metrics | None = None,
     ) -> None:
+        """``auth`` (e.g. ``BackendServicesAuth``) authorizes every request; it is closed with
+        the client when it has an ``aclose``."""
         self.base_url = base_url.rstrip("/") + "/"
+        self.auth = auth
         self.health = health
         self.metrics = metrics
         headers = {"Accept": FHIR_JSON, "User-Agent": "infusion-bridge"}
@@ -82,6 +87,7 @@ class EhrClient:
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
             transport=transport,
+            auth=auth,
         )
 
     async def __aenter__(self) -> EhrClient:
@@ -97,6 +103,9 @@ class EhrClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        close = getattr(self.auth, "aclose", None)
+        if close is not None:
+            await close()
 
     # -- FHIR interactions -------------------------------------------------------------
 
@@ -182,6 +191,10 @@ class EhrClient:
             raise EhrUnavailable(
                 f"EHR unreachable on {method} {_path(url)}: {type(exc).__name__}"
             ) from exc
+        except EhrError as exc:  # from ``auth``: no token (refused, or its server unreachable)
+            kind = "authentication" if isinstance(exc, EhrAuthenticationFailed) else "unavailable"
+            self._observe(interaction, started, kind, reached=False)
+            raise
         try:
             answer = _interpret(method, url, response)
         except EhrResponseError as exc:
