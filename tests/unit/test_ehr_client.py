@@ -8,11 +8,14 @@ import respx
 
 from services.infusion_bridge.ehr.client import EhrClient, next_link, parse_retry_after
 from services.infusion_bridge.ehr.errors import (
+    EhrAuthenticationFailed,
     EhrClientError,
     EhrInvalidResponse,
     EhrServerError,
     EhrUnavailable,
 )
+from services.infusion_bridge.ehr.health import EhrHealth
+from services.infusion_bridge.metrics import Metrics
 
 BASE = "http://ehr.test/fhir"
 OUTCOME = {
@@ -150,3 +153,20 @@ def test_next_link_and_retry_after_parsing() -> None:
     assert parse_retry_after("120") == 120.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
     assert parse_retry_after("soon") is None
+
+
+class _RefusedAuth(httpx.Auth):
+    """An authorization that cannot get a token (as BackendServicesAuth with a wrong key)."""
+
+    async def async_auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+        raise EhrAuthenticationFailed("EHR authentication failed: invalid_client (test)")
+        yield request  # pragma: no cover
+
+
+async def test_a_refused_token_is_an_authentication_error_in_metrics_and_health() -> None:
+    metrics, health = Metrics(), EhrHealth()
+    async with EhrClient(BASE, auth=_RefusedAuth(), metrics=metrics, health=health) as ehr:
+        with pytest.raises(EhrAuthenticationFailed):
+            await ehr.metadata()
+    assert metrics.ehr_errors.labels("authentication")._value.get() == 1
+    assert health.up is False
