@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_compose_parses_and_wires_hapi_postgres_and_service() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"hapi", "db", "service"}
+    assert set(services) == {"hapi", "keycloak", "db", "service"}
     hapi_env = services["hapi"]["environment"]
     assert services["hapi"]["image"].startswith("hapiproject/hapi:v8.8.0")
     assert hapi_env["hapi.fhir.fhir_version"] == "R4"
@@ -23,6 +23,10 @@ def test_compose_parses_and_wires_hapi_postgres_and_service() -> None:
     assert svc_env["DATABASE_URL"].startswith("postgresql+psycopg://")
     assert svc_env["INFUSION_EHR_BASE_URL"] == "http://hapi:8080/fhir"
     assert services["service"]["build"] == "."
+    realm = services["keycloak"]["volumes"][0].split(":")
+    assert (ROOT / realm[0]).is_dir(), "the demo realm is imported from the repo"
+    issuer = svc_env["INFUSION_AUTH_ISSUER"]
+    assert issuer == f"{services['keycloak']['environment']['KC_HOSTNAME']}/realms/infusion-bridge"
 
 
 def test_every_compose_setting_is_a_real_setting() -> None:
