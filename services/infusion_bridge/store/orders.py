@@ -5,17 +5,19 @@ Everything returned is a read model (:class:`OrderRecord`), never a row.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, insert
 from sqlmodel import Session, col, or_, select
 
-from ..domain.orders import InfusionOrder
+from ..domain.orders import Identifier, InfusionOrder
 from ..read_models import OrderRecord
-from .db import insert_ignore
+from .db import LOCK_NAMESPACE_ORDERS, insert_ignore, lock_keys
+from .keys import lock_key, text_key
 from .tables import OrderIdentifierRow, OrderLinkRow, OrderRow, SyncCheckpointRow
 
 
@@ -58,13 +60,36 @@ def get_order(db: Session, order_id: str) -> OrderRecord | None:
     return record_of(row) if row is not None else None
 
 
+def lock_orders(
+    db: Session, *, order_ids: Iterable[str] = (), identifier_values: Iterable[str] = ()
+) -> None:
+    """Hold, until this transaction ends, the right to write these order ids and orders
+    carrying these identifier values; call it before reading what the write depends on.
+
+    Why advisory locks (and not a unique constraint or SERIALIZABLE): a conditional create
+    must not see "no match" while another transaction is creating the match. A unique
+    constraint cannot say that, because two orders may legitimately share an identifier
+    (the EHR can PUT both, and a conditional create then matches both: 412). SERIALIZABLE
+    would, but the loser fails at commit and has to redo the mapping and the whole write,
+    and under a burst of retries of one order (what an EHR does after a timeout) most
+    transactions lose. A lock per key makes the losers wait a few milliseconds and then
+    read the winner's row: 200 with the existing order, an ``unchanged`` same-version PUT,
+    never a duplicate, never a unique-key 500. Keys are hashed (:func:`lock_key`) on the
+    identifier *value* alone, since a condition may leave out the system.
+    """
+    keys = [lock_key(f"id:{i}") for i in order_ids]
+    keys += [lock_key(f"identifier:{v}") for v in identifier_values]
+    lock_keys(db, LOCK_NAMESPACE_ORDERS, keys)
+
+
 def find_by_identifier(db: Session, system: str | None, value: str) -> list[OrderRecord]:
-    query = select(OrderRow).join(
-        OrderIdentifierRow, col(OrderIdentifierRow.order_id) == col(OrderRow.id)
+    """Orders carrying identifier ``system|value`` (any system when ``system`` is None)."""
+    owners = select(OrderIdentifierRow.order_id).where(
+        OrderIdentifierRow.value_key == text_key(value), OrderIdentifierRow.value == value
     )
-    query = query.where(OrderIdentifierRow.value == value)
     if system is not None:
-        query = query.where(OrderIdentifierRow.system == system)
+        owners = owners.where(OrderIdentifierRow.system == system)
+    query = select(OrderRow).where(col(OrderRow.id).in_(owners)).order_by(col(OrderRow.id))
     return [record_of(r) for r in db.exec(query).all()]
 
 
@@ -155,7 +180,11 @@ def linked_orders(db: Session, row: OrderRecord) -> list[OrderRecord]:
     query = select(OrderRow).where(OrderRow.id != row.id)
     if row.group_value:
         query = query.where(
-            or_(col(OrderRow.id).in_(based), OrderRow.group_value == row.group_value)
+            or_(
+                col(OrderRow.id).in_(based),
+                (OrderRow.group_key == text_key(row.group_value))
+                & (OrderRow.group_value == row.group_value),
+            )
         )
     else:
         query = query.where(col(OrderRow.id).in_(based))
@@ -186,6 +215,7 @@ def set_checkpoint(db: Session, name: str, last_updated: str, *, now: datetime) 
 def _fields(
     order: InfusionOrder, resource: dict[str, Any], *, source: str, now: datetime
 ) -> dict[str, Any]:
+    group = _group_value(order)
     return {
         "id": order.id,
         "version_id": order.version_id,
@@ -195,7 +225,8 @@ def _fields(
         "drug_key": order.drug.key,
         "rxnorm": order.drug.rxnorm,
         "role": order.role,
-        "group_value": _group_key(order),
+        "group_value": group,
+        "group_key": text_key(group) if group is not None else None,
         "deleted": False,
         "source": source,
         "received_at": now,
@@ -204,7 +235,7 @@ def _fields(
     }
 
 
-def _group_key(order: InfusionOrder) -> str | None:
+def _group_value(order: InfusionOrder) -> str | None:
     g = order.group_identifier
     return f"{g.system or ''}|{g.value}" if g else None
 
@@ -212,7 +243,9 @@ def _group_key(order: InfusionOrder) -> str | None:
 def _replace_links(db: Session, order: InfusionOrder, *, fresh: bool) -> None:
     """Rewrite the order's basedOn links and identifiers (a new order has none to drop).
 
-    An identifier already claimed by another order keeps its first owner.
+    Every identifier gets its row, also one another order carries too. They go in as one
+    executemany, which the driver sends in pages: a single multi-row INSERT of tens of
+    thousands of identifiers would exceed PostgreSQL's 65,535 bind parameters.
     """
     db.flush()  # the order row first: the link rows point at it
     if not fresh:
@@ -228,13 +261,17 @@ def _replace_links(db: Session, order: InfusionOrder, *, fresh: bool) -> None:
             .on_conflict_do_nothing()
         )
     if order.identifiers:
-        db.execute(
-            insert_ignore(db, OrderIdentifierRow)
-            .values(
-                [
-                    {"system": i.system or "", "value": i.value, "order_id": order.id}
-                    for i in order.identifiers
-                ]
-            )
-            .on_conflict_do_nothing()
-        )
+        db.execute(insert(OrderIdentifierRow), identifier_rows(order.id, order.identifiers))
+
+
+def identifier_rows(order_id: str, identifiers: Iterable[Identifier]) -> list[dict[str, Any]]:
+    return [
+        {
+            "order_id": order_id,
+            "position": n,
+            "system": i.system or "",
+            "value": i.value,
+            "value_key": text_key(i.value),
+        }
+        for n, i in enumerate(identifiers)
+    ]

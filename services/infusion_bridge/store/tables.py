@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -22,11 +22,16 @@ class OrderRow(SQLModel, table=True):
     version_id: int = Field(default=1)
     last_updated: datetime
     status: str = Field(index=True, max_length=32)
-    patient: str = Field(max_length=128)
+    patient: str = Field(sa_column=Column(Text, nullable=False))
+    """The Patient reference as sent (the mapper refuses one over 1,024 characters, so the
+    B-tree index on it stays within PostgreSQL's index row limit)."""
     drug_key: str = Field(index=True, max_length=64)
     rxnorm: str = Field(index=True, max_length=32)
     role: str = Field(max_length=16)
-    group_value: str | None = Field(default=None, index=True, max_length=256)
+    group_value: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    """``system|value`` of the groupIdentifier: any length FHIR allows, so not indexed ..."""
+    group_key: str | None = Field(default=None, index=True, max_length=64)
+    """... but its :func:`~.keys.text_key` is (a B-tree entry must stay under ~2.7 KB)."""
     deleted: bool = Field(default=False)
     source: str = Field(max_length=16)
     received_at: datetime
@@ -44,13 +49,21 @@ class OrderLinkRow(SQLModel, table=True):
 
 
 class OrderIdentifierRow(SQLModel, table=True):
-    """Business identifiers of cached orders, for conditional create (If-None-Exist)."""
+    """Every business identifier of every cached order, for conditional create
+    (If-None-Exist). Two orders may share one: a condition then matches both (412).
+
+    ``system`` and ``value`` hold any length FHIR allows (text); lookups go through
+    ``value_key`` (:func:`~.keys.text_key` of the value), which keeps the index bounded.
+    """
 
     __tablename__ = "order_identifiers"
 
-    system: str = Field(primary_key=True, max_length=256)
-    value: str = Field(primary_key=True, max_length=256)
-    order_id: str = Field(foreign_key="orders.id", index=True, max_length=64)
+    order_id: str = Field(primary_key=True, foreign_key="orders.id", max_length=64)
+    position: int = Field(primary_key=True)
+    """The identifier's index in ``MedicationRequest.identifier``."""
+    system: str = Field(sa_column=Column(Text, nullable=False))
+    value: str = Field(sa_column=Column(Text, nullable=False))
+    value_key: str = Field(index=True, max_length=64)
 
 
 class SyncCheckpointRow(SQLModel, table=True):
@@ -71,7 +84,7 @@ class SessionRow(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=64)
     order_id: str = Field(foreign_key="orders.id", index=True, max_length=64)
-    patient: str = Field(max_length=128)
+    patient: str = Field(sa_column=Column(Text, nullable=False))
     drug_key: str = Field(index=True, max_length=64)
     state: str = Field(index=True, max_length=32)
     version: int = Field(default=1)
@@ -123,7 +136,7 @@ class FhirResourceRow(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     resource_type: str = Field(max_length=32)
     session_id: str = Field(foreign_key="sessions.id", index=True, max_length=64)
-    patient: str = Field(max_length=128)
+    patient: str = Field(sa_column=Column(Text, nullable=False))
     effective: datetime | None = None
     category: str | None = Field(default=None, max_length=64)
     resource_json: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))

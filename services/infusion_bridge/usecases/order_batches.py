@@ -30,6 +30,7 @@ from ..store.orders import Applied, get_order, mark_deleted
 from .order_intake import (
     Condition,
     PreparedOrder,
+    claim_orders,
     find_existing,
     parse_if_none_exist,
     prepare_order,
@@ -84,6 +85,13 @@ async def accept_order_bundle(rt: Runtime, bundle: Json) -> tuple[str, list[Batc
 
     def write() -> None:
         with write_transaction(rt.engine) as db:
+            live = [e for e in entries if e.error is None]
+            claim_orders(
+                db,
+                [e.prepared for e in live if e.prepared is not None],
+                conditions=[e.condition for e in live if e.condition is not None],
+                order_ids=[e.order_id for e in live if e.method == "DELETE" and e.order_id],
+            )
             now = utcnow()
             for entry in entries:
                 if entry.error is None:

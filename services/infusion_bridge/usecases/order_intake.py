@@ -5,7 +5,7 @@ rules, then write it in the caller's transaction, versioned."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +22,7 @@ from ..domain.orders import InfusionOrder
 from ..ehr.client import EhrClient
 from ..ehr.errors import EhrClientError, EhrError
 from ..read_models import OrderRecord
-from ..store.orders import ApplyResult, apply_order, find_by_identifier, get_order
+from ..store.orders import ApplyResult, apply_order, find_by_identifier, get_order, lock_orders
 
 Json = dict[str, Any]
 Condition = tuple[str | None, str]
@@ -73,6 +73,26 @@ def refusal(exc: MappingError, prefix: str | None = None) -> DomainError:
         ]
     kind = Invalid if any(i.code == "structure" for i in issues) else DomainError
     return kind.of(issues)
+
+
+def claim_orders(
+    db: Session,
+    prepared: Iterable[PreparedOrder],
+    *,
+    conditions: Iterable[Condition] = (),
+    order_ids: Iterable[str] = (),
+) -> None:
+    """First thing in a write transaction that stores orders: wait for, then hold, every
+    order id and identifier value it reads before writing (see ``store.orders.lock_orders``),
+    so that concurrent conditional creates and creates-by-PUT, in any process, neither
+    duplicate an order nor fail on its primary key."""
+    items = list(prepared)
+    lock_orders(
+        db,
+        order_ids=[p.order.id for p in items] + list(order_ids),
+        identifier_values=[i.value for p in items for i in p.order.identifiers]
+        + [value for _, value in conditions],
+    )
 
 
 def store_order(db: Session, prepared: PreparedOrder, *, source: str, now: datetime) -> ApplyResult:

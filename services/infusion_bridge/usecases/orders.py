@@ -17,6 +17,7 @@ from ..runtime import Runtime
 from ..store import orders as store
 from ..store.db import transaction, write_transaction
 from .order_intake import (
+    claim_orders,
     find_existing,
     parse_if_none_exist,
     prepare_order,
@@ -52,6 +53,7 @@ async def accept_order(
         except MappingError as exc:
             raise refusal(exc) from exc
         with write_transaction(rt.engine) as db:
+            claim_orders(db, [prepared], conditions=[condition] if condition else [])
             if condition is not None:
                 existing = find_existing(db, condition)
                 if existing is not None:
@@ -66,6 +68,7 @@ async def delete_order(rt: Runtime, order_id: str) -> None:
 
     def work() -> None:
         with write_transaction(rt.engine) as db:
+            store.lock_orders(db, order_ids=[order_id])
             store.mark_deleted(db, order_id, version_id=None, now=utcnow())
 
     await run_sync(work)
