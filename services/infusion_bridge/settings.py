@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     delivery_lease_seconds: float = Field(default=60.0, gt=0)
     delivery_retry_base_seconds: float = Field(default=1.0, gt=0)
     delivery_retry_cap_seconds: float = Field(default=300.0, gt=0)
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Worker processes of `infusion-bridge serve` (more than 1: use PostgreSQL).",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
