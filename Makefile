@@ -25,7 +25,7 @@ run: install sandbox-start ## run the service on 127.0.0.1:8000 against the loca
 	@echo "==> starting Infusion Bridge (Ctrl-C to stop; the sandbox keeps running: make sandbox-stop)"
 	@$(BIN)/infusion-bridge serve
 
-system-deps: ## install Chromium and PostgreSQL from Debian if missing (tests need them)
+system-deps: ## install Chromium, PostgreSQL and ab from Debian if missing (tests, bench)
 	@bash scripts/system-deps.sh
 
 test: install system-deps ## run every test: unit, API, integration (sandbox, PostgreSQL), browser
@@ -53,7 +53,7 @@ sandbox-stop: ## stop the HAPI sandbox
 sandbox-status: ## is the sandbox running?
 	@bash $(SANDBOX) status
 
-bench: install ## run the benchmarks in bench/ (starts what they need)
+bench: install system-deps ## run the benchmarks in bench/ (starts what they need)
 	@$(BIN)/python -m bench
 
 clean: ## remove the virtualenv, caches and local data

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import clinician, intake, nurse, writeback
+from bench import clinician, intake, native, nurse, writeback
 from bench._common import Hapi, machine_note, say
 
 BENCHMARKS = {
@@ -27,6 +27,7 @@ BENCHMARKS = {
     "writeback": writeback,
     "clinician": clinician,
     "nurse": nurse,
+    "native": native,
 }
 
 

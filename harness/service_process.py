@@ -56,7 +56,7 @@ def service_process(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_live(process, url, log_path, timeout)
+        wait_live(process, url, log_path, timeout)
         yield url, process.pid
     finally:
         if process.poll() is None:
@@ -82,7 +82,7 @@ def replicas(database_url: str, folder: Path, count: int = 2) -> Iterator[list[s
         yield urls
 
 
-def _wait_live(process: subprocess.Popen[bytes], url: str, log_path: Path, timeout: float) -> None:
+def wait_live(process: subprocess.Popen[bytes], url: str, log_path: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     with httpx.Client(base_url=url, timeout=1) as probe:
         while time.monotonic() < deadline:

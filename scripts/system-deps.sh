@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install the system packages the test suite needs, from Debian's archive, if missing:
-#   chromium (+ a font) for the browser test, PostgreSQL server binaries for the store tests.
+#   chromium (+ a font) for the browser test, PostgreSQL server binaries for the store tests,
+#   ab (apache2-utils) as the native load generator of `make bench`.
 # Java 17 and Maven (the HAPI sandbox) are expected on the machine already.
 set -euo pipefail
 
 need=()
 [[ -x /usr/bin/chromium ]] || need+=(chromium fonts-dejavu-core)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null || need+=(postgresql)
+command -v ab > /dev/null || need+=(apache2-utils)
 command -v java > /dev/null || need+=(openjdk-17-jdk-headless)
 command -v mvn > /dev/null || need+=(maven)
 
