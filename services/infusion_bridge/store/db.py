@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
@@ -22,7 +23,13 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 def make_engine(database_url: str) -> Engine:
     """Create the engine; for SQLite, make the file's folder and turn on WAL + FKs."""
     url = make_url(database_url)
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # orjson for the JSON columns (orders keep their resource as received): several
+    # times faster than json.dumps on the intake path, and the same JSON text.
+    kwargs: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "json_serializer": _json_dumps,
+        "json_deserializer": orjson.loads,
+    }
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -31,6 +38,10 @@ def make_engine(database_url: str) -> Engine:
     if url.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

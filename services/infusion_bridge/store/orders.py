@@ -9,9 +9,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import delete, func, insert
+from sqlalchemy import Table, bindparam, delete, func, insert
 from sqlmodel import Session, col, or_, select
 
 from ..domain.orders import Identifier, InfusionOrder
@@ -37,7 +38,8 @@ class ApplyResult:
     record: OrderRecord
 
 
-def record_of(row: OrderRow) -> OrderRecord:
+def record_of(row: Any) -> OrderRecord:
+    """The read model of an ``orders`` row (an ORM object or a Core row alike)."""
     return OrderRecord(
         id=row.id,
         version_id=row.version_id,
@@ -55,8 +57,25 @@ def record_of(row: OrderRow) -> OrderRecord:
     )
 
 
+# The write path of an order (read the current version, insert or update, identifiers)
+# runs on SQLAlchemy Core, not the ORM: intake is the hot path, and the ORM's unit of work
+# (identity map, flush, attribute events) cost more than the statements themselves.
+# Everything here that writes ``orders`` goes through Core, so no ORM object goes stale.
+# The statements are built once, so that SQLAlchemy compiles each once (its cache key
+# of a statement with inline values costs more than running it).
+ORDERS: Table = OrderRow.__table__  # type: ignore[attr-defined]
+_SELECT = ORDERS.select().where(ORDERS.c.id == bindparam("key"))
+_INSERT = ORDERS.insert()
+_UPDATE = ORDERS.update().where(ORDERS.c.id == bindparam("key"))
+_INSERT_IDENTIFIERS = insert(OrderIdentifierRow)
+
+
+def _current(db: Session, order_id: str) -> Any | None:
+    return db.connection().execute(_SELECT, {"key": order_id}).first()
+
+
 def get_order(db: Session, order_id: str) -> OrderRecord | None:
-    row = db.get(OrderRow, order_id)
+    row = _current(db, order_id)
     return record_of(row) if row is not None else None
 
 
@@ -107,41 +126,42 @@ def apply_order(
     assigned). Same version: no-op. Older version: ignored. Newer: replaces the row.
     """
     assert order.version_id is not None, "caller assigns a version"
-    row = db.get(OrderRow, order.id)  # from the identity map when the caller read it
+    row = _current(db, order.id)
     if row is not None:
         if order.version_id == row.version_id:
             return ApplyResult(Applied.UNCHANGED, record_of(row))
         if order.version_id < row.version_id:
             return ApplyResult(Applied.STALE, record_of(row))
     fields = _fields(order, resource, source=source, now=now)
+    conn = db.connection()
     if row is None:
-        row = OrderRow(**fields)
-        db.add(row)
+        conn.execute(_INSERT, fields)
         outcome = Applied.CREATED
     else:
-        for key, value in fields.items():
-            setattr(row, key, value)
+        conn.execute(_UPDATE, {**fields, "key": order.id})
         outcome = Applied.UPDATED
     _replace_links(db, order, fresh=outcome is Applied.CREATED)
-    return ApplyResult(outcome, record_of(row))
+    return ApplyResult(outcome, record_of(SimpleNamespace(**fields)))
 
 
 def mark_deleted(
     db: Session, order_id: str, *, version_id: int | None, now: datetime
 ) -> OrderRecord | None:
     """Record a delete: the row stays (with its last content) and is flagged."""
-    row = db.get(OrderRow, order_id)
+    row = _current(db, order_id)
     if row is None:
         return None
     new_version = version_id if version_id is not None else row.version_id + 1
     if new_version <= row.version_id and row.deleted:
         return record_of(row)
-    row.deleted = True
-    row.version_id = max(new_version, row.version_id)
-    row.last_updated = now
-    row.received_at = now
-    db.add(row)
-    return record_of(row)
+    changes = {
+        "deleted": True,
+        "version_id": max(new_version, row.version_id),
+        "last_updated": now,
+        "received_at": now,
+    }
+    db.connection().execute(_UPDATE, {**changes, "key": order_id})
+    return record_of(SimpleNamespace(**{**row._asdict(), **changes}))
 
 
 def list_orders(
@@ -247,7 +267,6 @@ def _replace_links(db: Session, order: InfusionOrder, *, fresh: bool) -> None:
     executemany, which the driver sends in pages: a single multi-row INSERT of tens of
     thousands of identifiers would exceed PostgreSQL's 65,535 bind parameters.
     """
-    db.flush()  # the order row first: the link rows point at it
     if not fresh:
         db.execute(delete(OrderLinkRow).where(col(OrderLinkRow.order_id) == order.id))
         db.execute(delete(OrderIdentifierRow).where(col(OrderIdentifierRow.order_id) == order.id))
@@ -261,7 +280,7 @@ def _replace_links(db: Session, order: InfusionOrder, *, fresh: bool) -> None:
             .on_conflict_do_nothing()
         )
     if order.identifiers:
-        db.execute(insert(OrderIdentifierRow), identifier_rows(order.id, order.identifiers))
+        db.connection().execute(_INSERT_IDENTIFIERS, identifier_rows(order.id, order.identifiers))
 
 
 def identifier_rows(order_id: str, identifiers: Iterable[Identifier]) -> list[dict[str, Any]]:
