@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from harness.fhir_payloads import medication_request
 from harness.postgres import postgres_server
-from harness.service_process import replicas
+from harness.service_process import replicas, service_process
 from services.infusion_bridge.store.db import make_engine
 
 FHIR = {"Content-Type": "application/fhir+json", "Prefer": "return=minimal"}
@@ -158,3 +158,36 @@ def test_orders_sharing_an_identifier_keep_their_rows_and_a_condition_sees_both(
         headers={**FHIR, "If-None-Exist": f"identifier={SYSTEM}|SHARED-1"},
     )
     assert r.status_code == 412
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_serve_with_two_workers_on_postgres(pg_url: str, tmp_path: Path) -> None:
+    engine = make_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    with service_process(pg_url, tmp_path / "workers.log", args=["--workers", "2"]) as (url, pid):
+        spawned = [
+            c for c in _children(pid) if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()
+        ]
+        assert len(spawned) == 2  # uvicorn's two worker processes
+        body = orjson.dumps(
+            medication_request(identifier=[{"system": SYSTEM, "value": "WORKERS-1"}])
+        )
+        condition = {**FHIR, "If-None-Exist": f"identifier={SYSTEM}|WORKERS-1"}
+        answers = asyncio.run(
+            _send_all([("POST", f"{url}/fhir/MedicationRequest", body, condition)] * 40)
+        )
+    assert sorted(Counter(s for s, _ in answers).items()) == [(200, 39), (201, 1)]
