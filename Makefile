@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SANDBOX := sandbox/hapi/sandbox.sh
+IDP := sandbox/keycloak/keycloak.sh
 
 .DEFAULT_GOAL := help
 .PHONY: help install system-deps run test unit lint format sandbox-start sandbox-stop sandbox-status bench clean
@@ -21,8 +22,8 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed ## create the virtualenv and install the project (once)
 
-run: install sandbox-start ## run the service on 127.0.0.1:8000 against the local HAPI sandbox
-	@echo "==> starting Infusion Bridge (Ctrl-C to stop; the sandbox keeps running: make sandbox-stop)"
+run: install sandbox-start ## run the service on 127.0.0.1:8000 against the local HAPI sandbox and demo sign-in
+	@echo "==> starting Infusion Bridge (Ctrl-C to stop; the sandboxes keep running: make sandbox-stop)"
 	@$(BIN)/infusion-bridge serve
 
 system-deps: ## install Chromium, PostgreSQL and ab from Debian if missing (tests, bench)
@@ -44,14 +45,16 @@ format: install ## apply ruff's formatting and safe fixes
 	@$(BIN)/ruff format .
 	@$(BIN)/ruff check --fix .
 
-sandbox-start: ## build (if needed) and start the HAPI FHIR R4 sandbox on :8080
+sandbox-start: ## build (if needed) and start the HAPI FHIR R4 sandbox on :8080 and Keycloak on :8180
 	@bash $(SANDBOX) start
+	@bash $(IDP) start
 
-sandbox-stop: ## stop the HAPI sandbox
+sandbox-stop: ## stop the HAPI sandbox and Keycloak
 	@bash $(SANDBOX) stop
+	@bash $(IDP) stop
 
-sandbox-status: ## is the sandbox running?
-	@bash $(SANDBOX) status
+sandbox-status: ## are the sandboxes running?
+	@bash $(SANDBOX) status; bash $(IDP) status
 
 bench: install system-deps ## run the benchmarks in bench/ (starts what they need)
 	@$(BIN)/python -m bench

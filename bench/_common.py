@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from harness.identity import LocalIssuer, served_issuer
 from sandbox.hapi_server import HapiSandbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -344,14 +345,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_ISSUER: list[tuple[Any, LocalIssuer]] = []
+
+
+def bench_issuer() -> LocalIssuer:
+    """One local identity provider (JWKS over loopback HTTP) for every benchmark service;
+    it serves as long as the benchmark process runs (the context is kept, not exited)."""
+    if not _ISSUER:
+        context = served_issuer()
+        _ISSUER.append((context, context.__enter__()))
+    return _ISSUER[0][1]
+
+
 @dataclass
 class Service:
-    """``python -m services.infusion_bridge.cli serve`` on a free port with a SQLite file."""
+    """``python -m services.infusion_bridge.cli serve`` on a free port with a SQLite file.
+
+    Sign-in is on, as in production: tokens come from a local issuer (:func:`bench_issuer`)
+    and clients send :attr:`auth_headers`. ``auth=False`` switches it off (loopback only),
+    for the benchmark that measures what sign-in costs.
+    """
 
     db_path: Path
     ehr_base_url: str
     log_path: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    auth: bool = True
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     spawned_at: float = 0.0  # time.time()
@@ -365,7 +384,17 @@ class Service:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """A token with every role and scope (good for an hour), when sign-in is on."""
+        return bench_issuer().headers(expires_in=3600) if self.auth else {}
+
     def env(self) -> dict[str, str]:
+        sign_in = (
+            {"INFUSION_AUTH_ISSUER": bench_issuer().issuer, "INFUSION_AUTH_DISABLED": "false"}
+            if self.auth
+            else {"INFUSION_AUTH_DISABLED": "true"}
+        )
         return {
             **os.environ,
             "INFUSION_HOST": "127.0.0.1",
@@ -374,6 +403,7 @@ class Service:
             "INFUSION_EHR_BASE_URL": self.ehr_base_url,
             "INFUSION_SYNC_INTERVAL_SECONDS": "0",
             "INFUSION_LOG_LEVEL": "WARNING",
+            **sign_in,
             **self.extra_env,
         }
 

@@ -105,7 +105,9 @@ async def run(args: argparse.Namespace, hapi: Hapi) -> dict[str, Any]:
     ).start()
     results: dict[str, Any] = {"sessions": n, "vitals_per_session": args.vitals, "reads": {}}
     try:
-        async with httpx.AsyncClient(base_url=service.base_url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=service.base_url, headers=service.auth_headers, timeout=30
+        ) as client:
             for label, path in reads_to_time.items():
                 for _ in range(5):  # warm-up: template compile, caches
                     (await client.get(path)).raise_for_status()

@@ -203,7 +203,10 @@ async def run(args: argparse.Namespace, hapi: Hapi) -> dict[str, Any]:
         pids = {"service": service.pid, "hapi": hapi.pid}
         try:
             async with httpx.AsyncClient(
-                base_url=service.base_url, headers=FHIR_HEADERS, timeout=120, limits=limits
+                base_url=service.base_url,
+                headers={**FHIR_HEADERS, **service.auth_headers},
+                timeout=120,
+                limits=limits,
             ) as svc:
                 say(f"warm-up: {warm} creates each, not measured")
                 for name, client, url, bodies in (

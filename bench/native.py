@@ -6,11 +6,15 @@ keep-alive, ``--native-concurrency`` (32) in flight, so the load generator costs
 CPU next to the server (a Python client would eat the core it measures).
 
 1. SQLite, one process each, alternating rounds F S F S ...: the floor
-   (``bench/floor.py``: validate with fhir.resources R4B from the bytes, insert into SQLite
-   WAL, 201) and the service's ``POST /fhir/MedicationRequest`` (validate, map, rules,
-   version, identifiers, keep the original, 201 with the stored resource).
+   (``bench/floor.py``: check the bearer token, validate with fhir.resources R4B from the
+   bytes, insert into SQLite WAL, 201) and the service's ``POST /fhir/MedicationRequest``
+   (token, scopes and roles, validate, map, rules, version, identifiers, keep the
+   original, audit record, 201 with the stored resource).
 2. PostgreSQL (``harness.postgres``: Debian's server on loopback, fsync off), alternating
    rounds: ``serve --workers 1`` and ``serve --workers 2`` on fresh schemas.
+
+Every target signs in as in production: one local issuer (``bench._common.bench_issuer``,
+its JWKS on loopback) signs a token that ``ab`` sends with every request.
 
     .venv/bin/python -m bench --only native
 """
@@ -31,7 +35,15 @@ from typing import Any
 import orjson
 from sqlalchemy import text
 
-from bench._common import Hapi, fmt_ratio, free_port, machine_note, remove_scratch, say
+from bench._common import (
+    Hapi,
+    bench_issuer,
+    fmt_ratio,
+    free_port,
+    machine_note,
+    remove_scratch,
+    say,
+)
 from harness.fhir_payloads import medication_request
 from harness.postgres import postgres_server
 from harness.service_process import ROOT, service_env, wait_live
@@ -51,8 +63,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--native-rounds", type=int, default=2, help="alternating rounds (2)")
 
 
+def token() -> str:
+    """A token with every role and scope, good for an hour (the benchmark's issuer)."""
+    return bench_issuer().token(expires_in=3600)
+
+
+def sign_in_env() -> dict[str, str]:
+    """What makes a service process trust the benchmark's issuer."""
+    return {"INFUSION_AUTH_ISSUER": bench_issuer().issuer, "INFUSION_AUTH_DISABLED": "false"}
+
+
 def ab(url: str, body: Path, count: int, concurrency: int) -> dict[str, Any]:
-    """One ``ab -k`` run; its throughput, latency percentiles and failures."""
+    """One ``ab -k`` run, signed in; its throughput, latency percentiles and failures."""
     command = [
         "ab",
         "-k",
@@ -65,10 +87,15 @@ def ab(url: str, body: Path, count: int, concurrency: int) -> dict[str, Any]:
         str(body),
         "-T",
         "application/fhir+json",
+        "-H",
+        f"Authorization: Bearer {token()}",
         url,
     ]
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout  # noqa: S603
-    figures: dict[str, Any] = {"command": " ".join(command)}
+    shown = [
+        "Authorization: Bearer <token>" if c.startswith("Authorization:") else c for c in command
+    ]
+    figures: dict[str, Any] = {"command": " ".join(shown)}
     figures["rate"] = float(re.search(r"Requests per second:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     figures["failed"] = int(re.search(r"Failed requests:\s+(\d+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx responses:\s+(\d+)", out)
@@ -95,13 +122,15 @@ def process(args: list[str], env: dict[str, str], port: int, log: Path) -> Itera
 def floor(tmp: Path) -> Any:
     port = free_port()
     cmd = [sys.executable, "-m", "bench.floor", "--port", str(port), "--db", str(tmp / "floor.db")]
+    cmd += ["--issuer", bench_issuer().issuer]
     return process(cmd, service_env("", port), port, tmp / "floor.log")
 
 
 def service(tmp: Path, database_url: str, workers: int, name: str) -> Any:
     port = free_port()
     cmd = [sys.executable, "-m", "services.infusion_bridge.cli", "serve", "--workers", str(workers)]
-    return process(cmd, service_env(database_url, port), port, tmp / f"{name}.log")
+    env = service_env(database_url, port, sign_in_env())
+    return process(cmd, env, port, tmp / f"{name}.log")
 
 
 def _line(name: str, f: dict[str, Any]) -> str:

@@ -57,7 +57,9 @@ async def run(args: argparse.Namespace, hapi: Hapi) -> dict[str, Any]:
     ).start()
     latencies: list[float] = []
     try:
-        async with httpx.AsyncClient(base_url=service.base_url, timeout=60) as client:
+        async with httpx.AsyncClient(
+            base_url=service.base_url, headers=service.auth_headers, timeout=60
+        ) as client:
             for i in range(args.nurse_orders):
                 body = medication_request(id=f"nurse-{i}")
                 (

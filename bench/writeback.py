@@ -252,7 +252,9 @@ async def run(args: argparse.Namespace, hapi: Hapi) -> dict[str, Any]:
         say(f"starting the service (worker off) on :{off.port}, SQLite {db}")
         off.start()
         try:
-            async with httpx.AsyncClient(base_url=off.base_url, timeout=120, limits=limits) as svc:
+            async with httpx.AsyncClient(
+                base_url=off.base_url, headers=off.auth_headers, timeout=120, limits=limits
+            ) as svc:
                 arranger = Arranger(ehr, svc, vitals)
                 say(f"arranging {n} sessions ({args.arrange_concurrency} at a time)")
                 t0 = time.perf_counter()
@@ -331,7 +333,9 @@ async def run(args: argparse.Namespace, hapi: Hapi) -> dict[str, Any]:
                 if watch.error or watch.done_at is None:
                     raise RuntimeError(f"write-back failed: {watch.error}")
                 end_cpu = cpu_seconds(on.pid)
-                async with httpx.AsyncClient(base_url=on.base_url, timeout=120) as svc:
+                async with httpx.AsyncClient(
+                    base_url=on.base_url, headers=on.auth_headers, timeout=120
+                ) as svc:
                     delivered = await deliveries(svc, "delivered")
             finally:
                 watch.stop.set()

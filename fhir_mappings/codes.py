@@ -22,6 +22,7 @@ from services.infusion_bridge.domain.order_rules import ROUTE_ORAL as ROUTE_ORAL
 RXNORM: Final = "http://www.nlm.nih.gov/research/umls/rxnorm"
 SNOMED: Final = "http://snomed.info/sct"
 LOINC: Final = "http://loinc.org"
+NDC: Final = "http://hl7.org/fhir/sid/ndc"
 UCUM: Final = "http://unitsofmeasure.org"
 
 MEDICATION_REQUEST_STATUS: Final = "http://hl7.org/fhir/CodeSystem/medicationrequest-status"

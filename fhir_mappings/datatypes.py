@@ -11,10 +11,11 @@ from typing import Any
 
 from fhir_mappings import codes
 from services.infusion_bridge.domain.catalog import DrugCatalog
-from services.infusion_bridge.domain.orders import Quantity
+from services.infusion_bridge.domain.orders import Drug, Quantity
 
 __all__ = [
     "coding",
+    "drug_concept",
     "fhir_date_time",
     "fhir_number",
     "quantity_to_fhir",
@@ -58,6 +59,17 @@ def coding(system: str, code: str, display: str | None = None) -> dict[str, Any]
     if display is not None:
         out["display"] = display
     return out
+
+
+def drug_concept(drug: Drug, catalog: DrugCatalog) -> dict[str, Any]:
+    """An ordered drug's CodeableConcept: the code the EHR sent (RxNorm or NDC, never a code
+    the catalog marks unverified) and the drug's name as text."""
+    if drug.ndc is not None:
+        return {"coding": [coding(codes.NDC, drug.ndc)], "text": drug.name}
+    known = catalog.rxnorm_code(drug.rxnorm) if drug.rxnorm else None
+    if drug.rxnorm is None or (known is not None and not known.verified):
+        return {"text": drug.name}
+    return rxnorm_concept(drug.rxnorm, drug.name, catalog)
 
 
 def rxnorm_concept(rxnorm: str, name: str, catalog: DrugCatalog) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any, Final
 from fhir_mappings import codes
 from fhir_mappings.datatypes import (
     coding,
+    drug_concept,
     fhir_date_time,
     fhir_number,
     quantity_to_fhir,
@@ -26,6 +27,7 @@ from services.infusion_bridge.domain.catalog import DrugCatalog
 from services.infusion_bridge.domain.orders import InfusionOrder, Quantity
 from services.infusion_bridge.domain.sessions import (
     Discharge,
+    GateOverride,
     InfusionEnd,
     InfusionSession,
     InfusionStart,
@@ -76,7 +78,7 @@ def infusion_administration(
     outcome = _outcome(session)
     if outcome.reason:
         resource["statusReason"] = [{"text": outcome.reason}]
-    resource["medicationCodeableConcept"] = _medication(catalog, order.drug.rxnorm, order.drug.name)
+    resource["medicationCodeableConcept"] = drug_concept(order.drug, catalog)
     resource["subject"] = {"reference": subject}
     resource["context"] = {"reference": encounter}
     if outcome.start is None:
@@ -196,6 +198,11 @@ def _infusion_notes(session: InfusionSession) -> list[str]:
         event = item.event
         if isinstance(event, Reaction):
             notes.append(f"{_clock(item)} {reaction_text(event)} (severity {event.severity})")
+        elif isinstance(event, GateOverride):
+            notes.append(
+                f"{_clock(item)} Safety gate '{event.gate}' overridden by {event.by}: "
+                f"{event.reason}"
+            )
         elif isinstance(event, Discharge) and event.override_reason:
             notes.append(
                 f"Discharged before the end of post-infusion observation: {event.override_reason}"

@@ -136,7 +136,7 @@ def _read(
     assert status is not None
     assert intent is not None
     assert patient is not None
-    entry, rxnorm = found
+    entry, code, system = found
     role = entry.role_for(based_on_medication_request=based_on_request(m))
     try:
         return InfusionOrder(
@@ -146,7 +146,7 @@ def _read(
             status=OrderStatus(status),
             intent=OrderIntent(intent),
             patient=patient,
-            drug=entry.to_drug(rxnorm, role),
+            drug=entry.to_drug(code, role, system=system),
             role=role,
             dose=dose,
             body_surface_area_m2=bsa,

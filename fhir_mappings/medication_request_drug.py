@@ -1,15 +1,16 @@
 """Which catalogued drug a MedicationRequest orders (pure): ``medicationCodeableConcept``, a
 contained Medication (``#id``) or a remote one (``Medication/<id>``, passed in by the caller).
 
-The drug is the first RxNorm coding the catalog knows, in order: the Medication code, then each
-ingredient (diluents such as sodium chloride are simply not in the catalog).
+The drug is the first RxNorm or NDC coding the catalog knows (and has verified), in order: the
+Medication code, then each ingredient (diluents such as sodium chloride are simply not in the
+catalog). NDC lets orders in for a drug whose RxNorm code is not verified (Briumvi).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from fhir.resources.R4B.medication import Medication
 
@@ -24,7 +25,10 @@ from fhir_mappings.medication_request_paths import (
 from fhir_mappings.reading import IssueLog, parse_model
 from services.infusion_bridge.domain.catalog import DrugCatalog, DrugEntry
 
-__all__ = ["Contained", "based_on_request", "read_drug"]
+__all__ = ["Contained", "FoundDrug", "based_on_request", "read_drug"]
+
+FoundDrug = tuple[DrugEntry, str, Literal["rxnorm", "ndc"]]
+"""The catalog entry, the code that identified it, and that code's system."""
 
 Contained = Mapping[str, tuple[int, Any]]
 """Contained resources by ``id`` -> (index in ``contained``, the R4B model)."""
@@ -39,8 +43,8 @@ def read_drug(
     catalog: DrugCatalog,
     medications: Mapping[str, Mapping[str, Any]] | None,
     log: IssueLog,
-) -> tuple[DrugEntry, str] | None:
-    """The catalog entry and the RxNorm code that identified it, or None (with an issue)."""
+) -> FoundDrug | None:
+    """The catalog entry and the code that identified it, or None (with an issue)."""
     if model.medicationCodeableConcept is not None:
         return _from_concepts([model.medicationCodeableConcept], MEDICATION_CONCEPT, catalog, log)
     ref = model.medicationReference
@@ -127,24 +131,28 @@ def _lookup(
 
 def _from_concepts(
     concepts: list[Any], expression: str, catalog: DrugCatalog, log: IssueLog
-) -> tuple[DrugEntry, str] | None:
+) -> FoundDrug | None:
     seen: list[str] = []
     for concept in concepts:
         for coding in concept.coding or ():
-            if coding.system != codes.RXNORM or not coding.code:
+            if not coding.code:
                 continue
-            entry = catalog.by_rxnorm(coding.code)
-            if entry is not None:
-                return entry, str(coding.code)
-            seen.append(str(coding.code))
+            if coding.system == codes.RXNORM:
+                entry = catalog.by_rxnorm(coding.code)
+                if entry is not None:
+                    return entry, str(coding.code), "rxnorm"
+                seen.append(f"RxNorm {coding.code}")
+            elif coding.system == codes.NDC:
+                entry = catalog.by_ndc(coding.code)
+                if entry is not None:
+                    return entry, str(coding.code), "ndc"
+                seen.append(f"NDC {coding.code}")
     if seen:
-        log.add(
-            "code-invalid", f"RxNorm code(s) {', '.join(seen)} not in the drug catalog", expression
-        )
+        log.add("code-invalid", f"code(s) {', '.join(seen)} not in the drug catalog", expression)
     else:
         log.add(
             "code-invalid",
-            f"no RxNorm coding (system {codes.RXNORM}) identifies the drug",
+            f"no RxNorm ({codes.RXNORM}) or NDC ({codes.NDC}) coding identifies the drug",
             expression,
         )
     return None

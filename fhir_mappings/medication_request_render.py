@@ -18,10 +18,10 @@ from typing import Any, Final
 from fhir_mappings import codes
 from fhir_mappings.datatypes import (
     coding,
+    drug_concept,
     fhir_date_time,
     fhir_number,
     quantity_to_fhir,
-    rxnorm_concept,
     ucum_quantity,
 )
 from services.infusion_bridge.domain.catalog import DrugCatalog, load_catalog
@@ -64,9 +64,7 @@ def order_to_fhir(order: InfusionOrder, catalog: DrugCatalog | None = None) -> d
         resource["groupIdentifier"] = _identifier(order.group_identifier)
     resource["status"] = order.status.value
     resource["intent"] = order.intent.value
-    resource["medicationCodeableConcept"] = rxnorm_concept(
-        order.drug.rxnorm, order.drug.name, catalog
-    )
+    resource["medicationCodeableConcept"] = drug_concept(order.drug, catalog)
     resource["subject"] = {"reference": order.patient}
     if order.authored_on is not None:
         resource["authoredOn"] = _date_time(order.authored_on)

@@ -24,6 +24,8 @@ Identifier values (``<s>`` = session id, ``<e>`` = recorded event id)::
                              8310-5, 2708-6 or 29463-7
     <s>/reaction/<e>         AdverseEvent
     <s>/iv/<e>               Procedure (peripheral IV cannulation)
+    <s>/touch/<e>            QuestionnaireResponse (natalizumab TOUCH checklist), with
+    <url>|<version>          its Questionnaire (one for every session)
 
 External references: ``order.patient`` (subject) and ``MedicationRequest/<id>`` (request).
 Performers (``event.by``) are display-only References: the Practitioner may not exist.
@@ -48,16 +50,25 @@ from fhir_mappings.medication_administration import (
     premedication_administration,
     reaction_text,
 )
+from fhir_mappings.touch_checklist import (
+    TOUCH_QUESTIONNAIRE_URL,
+    TOUCH_QUESTIONNAIRE_VERSION,
+    touch_questionnaire,
+    touch_response,
+)
 from fhir_mappings.vital_signs import vitals_observations
 from services.infusion_bridge.domain.catalog import DrugCatalog
 from services.infusion_bridge.domain.orders import InfusionOrder
 from services.infusion_bridge.domain.sessions import (
     CheckIn,
     InfusionSession,
+    InfusionStart,
     IvInsertion,
+    NotDone,
     Premedication,
     Reaction,
     RecordedEvent,
+    TouchChecklist,
     Vitals,
 )
 
@@ -164,18 +175,29 @@ class _Builder:
                     self._add(f"vitals/{item.id}/{code}", resource)
             elif isinstance(event, Reaction):
                 self._add(f"reaction/{item.id}", self._adverse_event(item, event))
+        checklist = self.session.last(TouchChecklist)
+        if checklist is not None and isinstance(checklist.event, TouchChecklist):
+            self._add(
+                f"{TOUCH_QUESTIONNAIRE_URL}|{TOUCH_QUESTIONNAIRE_VERSION}",
+                touch_questionnaire(),
+                shared=True,
+            )
+            self._add(f"touch/{checklist.id}", self._touch_response(checklist))
         return {"resourceType": "Bundle", "type": "transaction", "entry": self.entries}
 
     # -- bundle plumbing ---------------------------------------------------------------------
 
-    def _value(self, part: str) -> str:
-        return f"{self.session.id}/{part}"
+    def _value(self, part: str, *, shared: bool = False) -> str:
+        return part if shared else f"{self.session.id}/{part}"
 
-    def _urn(self, part: str) -> str:
-        return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{self.system}|{self._value(part)}')}"
+    def _urn(self, part: str, *, shared: bool = False) -> str:
+        value = self._value(part, shared=shared)
+        return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{self.system}|{value}')}"
 
-    def _add(self, part: str, resource: dict[str, Any]) -> None:
-        value = self._value(part)
+    def _add(self, part: str, resource: dict[str, Any], *, shared: bool = False) -> None:
+        """``shared``: one resource for every session (the TOUCH Questionnaire), identified by
+        ``part`` alone."""
+        value = self._value(part, shared=shared)
         kind = resource["resourceType"]
         identifier = {"system": self.system, "value": value}
         token = f"{quote(self.system, safe=_SAFE)}|{quote(value, safe=_SAFE)}"
@@ -196,7 +218,7 @@ class _Builder:
                 body[key] = item
         self.entries.append(
             {
-                "fullUrl": self._urn(part),
+                "fullUrl": self._urn(part, shared=shared),
                 "resource": body,
                 "request": {"method": "POST", "url": kind, "ifNoneExist": condition},
             }
@@ -252,6 +274,22 @@ class _Builder:
         resource["severity"] = _coded(ADVERSE_EVENT_SEVERITY, severity, severity.capitalize())
         resource["suspectEntity"] = [{"instance": {"reference": self.administration}}]
         return resource
+
+    def _touch_response(self, item: RecordedEvent) -> dict[str, Any]:
+        assert isinstance(item.event, TouchChecklist)
+        infused = self.session.last(InfusionStart) is not None
+        reason = None
+        done = self.session.last(NotDone)
+        if done is not None and isinstance(done.event, NotDone):
+            reason = done.event.reason
+        return touch_response(
+            item.event,
+            subject=self.subject,
+            encounter=self.encounter,
+            infused=infused,
+            not_infused_reason=reason,
+            authored=item.event.at,
+        )
 
     def _iv_insertion(self, event: IvInsertion) -> dict[str, Any]:
         resource: dict[str, Any] = {

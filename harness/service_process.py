@@ -69,14 +69,22 @@ def service_process(
 
 
 @contextmanager
-def replicas(database_url: str, folder: Path, count: int = 2) -> Iterator[list[str]]:
+def replicas(
+    database_url: str,
+    folder: Path,
+    count: int = 2,
+    *,
+    extra_env: Mapping[str, str] | None = None,
+) -> Iterator[list[str]]:
     """``count`` separate service processes on one database; yields their base URLs.
 
     They start one after the other, so that only the first applies the migrations.
     """
     with ExitStack() as stack:
         urls = [
-            stack.enter_context(service_process(database_url, folder / f"replica-{i}.log"))[0]
+            stack.enter_context(
+                service_process(database_url, folder / f"replica-{i}.log", extra_env=extra_env)
+            )[0]
             for i in range(count)
         ]
         yield urls

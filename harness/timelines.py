@@ -16,7 +16,8 @@ def ts(start: datetime, minutes: float) -> str:
 
 
 def completed_timeline(start: datetime, *, vitals: int = 4) -> list[dict[str, Any]]:
-    """Check-in to discharge for ocrelizumab 600 mg, with ``vitals`` sets of vital signs."""
+    """Check-in to discharge for ocrelizumab 600 mg, with ``vitals`` sets of vital signs and
+    the premedications its label requires (a steroid and an antihistamine 30 min before)."""
     events: list[dict[str, Any]] = [
         {"type": "check-in", "at": ts(start, 0), "by": "RN Test"},
         {"type": "iv-insertion", "at": ts(start, 4), "site": "left forearm", "gauge": 20},
@@ -25,6 +26,13 @@ def completed_timeline(start: datetime, *, vitals: int = 4) -> list[dict[str, An
             "at": ts(start, 5),
             "drug": "methylprednisolone",
             "dose": {"value": 100, "unit": "mg"},
+            "route": "intravenous",
+        },
+        {
+            "type": "premedication",
+            "at": ts(start, 5),
+            "drug": "diphenhydramine",
+            "dose": {"value": 50, "unit": "mg"},
             "route": "intravenous",
         },
         {"type": "infusion-start", "at": ts(start, 35), "rate_ml_per_h": 40},

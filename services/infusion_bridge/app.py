@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import httpx
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from . import __version__
 from .api import (
     deliveries,
+    docs,
+    fhir_audit,
     fhir_batch,
     fhir_metadata,
     fhir_orders,
@@ -23,9 +27,16 @@ from .api import (
     orders,
     patients,
     sessions,
+    smart_configuration,
 )
 from .api.errors import install_error_handlers
-from .api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
+from .api.middleware import (
+    AccessLogMiddleware,
+    AuditMiddleware,
+    BodySizeLimitMiddleware,
+    JsonBodyMiddleware,
+)
+from .auth.tokens import TokenVerifier
 from .clock import utcnow
 from .delivery.policy import RetryPolicy
 from .delivery.worker import DeliveryWorker
@@ -35,6 +46,7 @@ from .logging import get_logger
 from .runtime import Runtime
 from .settings import Settings, get_settings
 from .store.db import make_engine, migrate
+from .usecases import ehr_history
 from .usecases.order_sync import periodic_sync
 from .web import install_web
 
@@ -70,8 +82,42 @@ def build_worker(
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def check_auth_switch(settings: Settings, host: str) -> None:
+    """Sign-in can be switched off only for local experiments: loopback only, loudly."""
+    if not settings.auth_disabled:
+        return
+    if host not in LOOPBACK:
+        raise RuntimeError(
+            f"INFUSION_AUTH_DISABLED is set: refusing to serve on {host} (loopback only)"
+        )
+    log.warning(
+        "auth_disabled",
+        detail="INFUSION_AUTH_DISABLED: every request is allowed without sign-in (local only)",
+    )
+
+
+def build_verifier(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+) -> TokenVerifier:
+    return TokenVerifier(
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        jwks_url=settings.auth_jwks_url,
+        leeway_seconds=settings.auth_leeway_seconds,
+        http=httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=3.0), transport=transport),
+    )
+
+
+def create_app(
+    settings: Settings | None = None, *, auth_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """The service. ``auth_transport`` replaces the network towards the identity provider
+    (tests serve a JWKS in-process)."""
     settings = settings or get_settings()
+    check_auth_switch(settings, settings.host)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,8 +125,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.auto_migrate:
             migrate(engine)
         ehr = build_ehr_client(settings)
+        verifier = build_verifier(settings, auth_transport)
         rt = Runtime(
-            settings=settings, engine=engine, ehr=ehr, catalog=load_catalog(settings.catalog_path)
+            settings=settings,
+            engine=engine,
+            ehr=ehr,
+            catalog=load_catalog(settings.catalog_path),
+            verifier=verifier,
         )
         app.state.runtime = rt
         tasks: list[asyncio.Task[None]] = []
@@ -91,6 +142,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sync_task = (
             asyncio.create_task(periodic_sync(rt)) if settings.sync_interval_seconds > 0 else None
         )
+        pulls: set[asyncio.Task[None]] = set()
+        if settings.ehr_history_on_order:
+            pulling: set[str] = set()
+
+            def request_pull(patient: str) -> None:
+                # a fresh context: the pull is the service's own work, not part of the
+                # request that brought the order (nor of that request's audit record)
+                task = asyncio.create_task(
+                    ehr_history.pull_in_background(rt, patient, pulling),
+                    context=contextvars.Context(),
+                )
+                pulls.add(task)
+                task.add_done_callback(pulls.discard)
+
+            rt.request_history_pull = request_pull
         log.info(
             "started", ehr_base_url=settings.ehr_base_url, database=engine.url.get_backend_name()
         )
@@ -99,11 +165,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if sync_task is not None:
                 tasks.append(sync_task)
+            tasks += list(pulls)
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await ehr.aclose()
+            await verifier.http.aclose()
             engine.dispose()
             log.info("stopped")
 
@@ -112,8 +180,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="FHIR R4 bridge between an MS infusion center and the hospital EHR.",
         lifespan=lifespan,
+        docs_url=None,  # served by api/docs.py, behind sign-in
+        redoc_url=None,
+        openapi_url=None,
     )
     install_error_handlers(app)
+    app.add_middleware(AuditMiddleware)
+    app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
     app.include_router(health.router)
@@ -127,5 +200,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(deliveries.router)
     app.include_router(fhir_records.router)
     app.include_router(patients.router)
+    app.include_router(fhir_audit.router)
+    app.include_router(smart_configuration.router)
+    app.include_router(docs.router)
     install_web(app)
     return app

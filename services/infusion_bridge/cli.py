@@ -1,17 +1,19 @@
-"""Command line: ``infusion-bridge serve | migrate | sync | check``."""
+"""Command line: ``infusion-bridge serve | migrate | sync | token | check``."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 
+import httpx
 import typer
 import uvicorn
 from fastapi import FastAPI
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .app import build_ehr_client, create_app
+from .app import build_ehr_client, check_auth_switch, create_app
+from .auth.demo_tokens import NotTheDemoRealm, demo_token
 from .domain.catalog import load_catalog
 from .ehr.errors import EhrError
 from .logging import configure_logging
@@ -36,6 +38,7 @@ def serve(
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
     workers = workers or settings.workers
+    check_auth_switch(settings, host or settings.host)
     typer.echo(
         f"Infusion Bridge on http://{host or settings.host}:{port or settings.port} "
         f"(EHR {settings.ehr_base_url}, store {settings.database_url.split('://')[0]}, "
@@ -128,6 +131,24 @@ def sync(
         f"synced {summary.received} orders in {summary.pages} pages: {outcomes}; "
         f"rejected {summary.rejected}; checkpoint {summary.checkpoint or '-'}"
     )
+
+
+@cli.command()
+def token(
+    as_: str = typer.Option(..., "--as", help="nurse | clinician | admin | security-officer | ehr"),
+) -> None:
+    """Print a fresh access token from the local demo identity provider (for curl)."""
+    settings = get_settings()
+    try:
+        typer.echo(demo_token(settings.auth_issuer, as_))
+    except (NotTheDemoRealm, ValueError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    except httpx.HTTPError as exc:
+        typer.echo(
+            f"the identity provider at {settings.auth_issuer} did not answer: {exc}", err=True
+        )
+        raise typer.Exit(1) from exc
 
 
 @cli.command()

@@ -7,17 +7,34 @@ pydantic models below as they are; the web pages format the same objects.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel
 
+from .domain.billing import SessionBilling
+from .domain.catalog import DrugCatalog
+from .domain.ehr_records import BodyMeasurement, PatientDetails
 from .domain.history import DrugHistory
 from .domain.orders import Drug, InfusionOrder, Quantity, Rate, Schedule
 from .domain.sessions import InfusionSession, SessionEvent
 
 Json = dict[str, Any]
+
+
+def patient_details(
+    patient: str, ehr: PatientDetails | None, orders: list[OrderRecord]
+) -> PatientDetails:
+    """Who the patient is: the Patient read from the EHR, else an order's ``subject.display``."""
+    if ehr is not None and (ehr.name or ehr.birth_date):
+        return ehr
+    for order in orders:
+        subject = order.resource.get("subject")
+        display = subject.get("display") if isinstance(subject, dict) else None
+        if isinstance(display, str) and display.strip():
+            return PatientDetails(patient=patient, name=display.strip(), source="order")
+    return PatientDetails(patient=patient)
 
 
 @dataclass(frozen=True)
@@ -141,6 +158,8 @@ class TimelineItem(BaseModel):
     id: str
     recorded_at: datetime
     event: SessionEvent
+    drug_name: str | None = None
+    """The premedication's drug name (also when it was recorded by RxNorm code or NDC)."""
 
 
 class DeliveryView(BaseModel):
@@ -162,7 +181,10 @@ class SessionView(BaseModel):
     id: str
     order_id: str
     patient: str
+    patient_name: str | None = None
+    patient_birth_date: date | None = None
     drug: str
+    drug_name: str | None = None
     state: str
     version: int
     created_at: datetime
@@ -177,6 +199,8 @@ class SessionView(BaseModel):
     documented_by: list[str] = []
     administrations: list[dict[str, Any]] = []
     """The MedicationAdministrations sent to the EHR (FHIR JSON), once the session is finished."""
+    billing: SessionBilling | None = None
+    """Exact infusion start and stop, minutes, HCPCS and administration units (finished)."""
 
     @classmethod
     def of(
@@ -186,9 +210,18 @@ class SessionView(BaseModel):
         *,
         order: OrderRecord | None = None,
         administrations: list[Json] | None = None,
+        catalog: DrugCatalog | None = None,
+        patient: PatientDetails | None = None,
+        billing: SessionBilling | None = None,
     ) -> SessionView:
         assert record.infusion is not None, "the session's timeline must be loaded"
-        timeline = [TimelineItem.model_validate(e.model_dump()) for e in record.infusion.events]
+        timeline = [
+            TimelineItem.model_validate(
+                {**e.model_dump(), "drug_name": _drug_name(catalog, e.event)}
+            )
+            for e in record.infusion.events
+        ]
+        entry = catalog.by_key(record.drug_key) if catalog is not None else None
 
         def of(*kinds: str) -> list[TimelineItem]:
             return [t for t in timeline if t.event.type in kinds]
@@ -197,7 +230,10 @@ class SessionView(BaseModel):
             id=record.id,
             order_id=record.order_id,
             patient=record.patient,
+            patient_name=patient.name if patient is not None else None,
+            patient_birth_date=patient.birth_date if patient is not None else None,
             drug=record.drug_key,
+            drug_name=entry.name if entry is not None else None,
             state=record.state,
             version=record.version,
             created_at=record.created_at,
@@ -211,7 +247,17 @@ class SessionView(BaseModel):
             reactions=of("reaction"),
             documented_by=sorted({t.event.by for t in timeline if t.event.by}),
             administrations=administrations or [],
+            billing=billing,
         )
+
+
+def _drug_name(catalog: DrugCatalog | None, event: Any) -> str | None:
+    """A premedication's drug name, however it was recorded (catalog key, RxNorm, NDC)."""
+    code = getattr(event, "drug", None)
+    if catalog is None or not isinstance(code, str):
+        return None
+    entry = catalog.by_code(code)
+    return entry.name if entry is not None else None
 
 
 class SessionSummary(BaseModel):
@@ -257,8 +303,25 @@ class SessionListing:
 
 class InfusionHistory(BaseModel):
     patient: str
+    patient_name: str | None = None
+    patient_birth_date: date | None = None
     sessions: list[SessionSummary]
     drugs: list[DrugHistory]
+    measurements: list[BodyMeasurement] = []
+    """The latest body weight, height, body surface area and LVEF read from the EHR."""
+
+
+class EhrPullView(BaseModel):
+    """What one pull of a patient's history from the EHR brought back."""
+
+    patient: str
+    administrations: int
+    """Earlier MedicationAdministrations of catalog drugs (not the ones written back from here)."""
+    measurements: int
+    """Body weight, height, body surface area and LVEF Observations."""
+    patient_found: bool
+    skipped: int
+    """Resources that could not be used (not R4, no date or value, not a catalog drug)."""
 
 
 @dataclass(frozen=True)

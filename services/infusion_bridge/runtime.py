@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
 
+from .auth.tokens import TokenVerifier
 from .domain.catalog import DrugCatalog
 from .ehr.client import EhrClient
 from .settings import Settings
@@ -21,14 +22,21 @@ def _nothing() -> None:
     return None
 
 
+def _ignore(_patient: str) -> None:
+    return None
+
+
 @dataclass
 class Runtime:
     settings: Settings
     engine: Engine
     ehr: EhrClient
     catalog: DrugCatalog
+    verifier: TokenVerifier
     wake_delivery: Callable[[], None] = _nothing
     """Tell the delivery worker something became due (set when a worker runs here)."""
+    request_history_pull: Callable[[str], None] = _ignore
+    """Start pulling a patient's history from the EHR in the background (set by the app)."""
     sync_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     sync_requested: bool = False
 

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
         default=300, ge=0, description="Pull changed orders from the EHR this often; 0 = off."
     )
     sync_page_size: int = Field(default=100, ge=1, le=1000)
+    ehr_history_on_order: bool = Field(
+        default=True,
+        description="Pull the patient's history from the EHR when an infusion order arrives.",
+    )
     identifier_system: str = Field(
         default="urn:infusion-bridge:resource",
         description="System of the business identifiers minted for resources sent to the EHR.",
@@ -57,6 +61,35 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
         description="Worker processes of `infusion-bridge serve` (more than 1: use PostgreSQL).",
+    )
+    auth_issuer: str = Field(
+        default="http://127.0.0.1:8180/realms/infusion-bridge",
+        description="OIDC issuer whose access tokens the service accepts (its JWKS signs them).",
+    )
+    auth_audience: str = Field(
+        default="infusion-bridge", description="The 'aud' every access token must carry."
+    )
+    auth_jwks_url: str | None = Field(
+        default=None, description="The issuer's JWKS; default: from its OIDC discovery document."
+    )
+    auth_leeway_seconds: float = Field(default=30, ge=0, le=300)
+    auth_disabled: bool = Field(
+        default=False,
+        description="Local experiments only: no sign-in checks. Refused on a non-loopback host.",
+    )
+    web_client_id: str = Field(
+        default="infusion-bridge-web", description="OIDC client of the web pages (code + PKCE)."
+    )
+    web_client_secret: SecretStr | None = Field(
+        default=None, description="That client's secret, if it is a confidential client."
+    )
+    web_session_hours: float = Field(default=8, gt=0, le=24)
+    web_scopes: str = Field(
+        default=(
+            "openid user/Session.rs user/MedicationRequest.rs user/MedicationAdministration.rs "
+            "user/Observation.rs user/Encounter.rs user/AdverseEvent.rs user/Procedure.rs"
+        ),
+        description="What the web pages ask the identity provider for at sign-in.",
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

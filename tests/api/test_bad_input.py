@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from harness.fhir_payloads import RXNORM, SNOMED, UCUM, dose, medication_request
-from services.infusion_bridge.app import create_app
+from harness.identity import signed_in_client
 from services.infusion_bridge.domain.catalog import DEFAULT_CATALOG_PATH
 from services.infusion_bridge.settings import Settings
 
@@ -130,7 +130,7 @@ def test_invalid_id_is_400(client: TestClient) -> None:
 def test_oversized_body_is_413_and_not_stored(settings: Settings) -> None:
     settings.max_body_bytes = 2048
     body = medication_request(note=[{"text": "x" * 4096}])
-    with TestClient(create_app(settings)) as c:
+    with signed_in_client(settings) as c:
         r = c.post("/fhir/MedicationRequest", json=body, headers=FHIR)
         assert r.status_code == 413
         assert c.get("/orders").json()["total"] == 0
@@ -152,7 +152,7 @@ def test_catalog_comes_from_the_configured_file(settings: Settings, tmp_path: An
     catalog["drugs"] = [d for d in catalog["drugs"] if d["key"] != "ocrelizumab"]
     (tmp_path / "catalog.json").write_text(json.dumps(catalog))
     settings.catalog_path = tmp_path / "catalog.json"
-    with TestClient(create_app(settings)) as c:
+    with signed_in_client(settings) as c:
         r = c.put("/fhir/MedicationRequest/x", json=medication_request(), headers=FHIR)
     assert r.status_code == 422
     assert r.json()["issue"][0]["code"] == "code-invalid"

@@ -61,11 +61,14 @@ def test_full_session_record(client: TestClient, finished: dict[str, Any]) -> No
     assert record["order"]["drug"]["key"] == "ocrelizumab"
     assert record["order"]["dose"] == {"value": 600.0, "unit": "mg"}
     assert len(record["vitals"]) == 3
-    assert [p["event"]["drug"] for p in record["premedications"]] == ["methylprednisolone"]
+    assert [p["event"]["drug"] for p in record["premedications"]] == [
+        "methylprednisolone",
+        "diphenhydramine",
+    ]
     assert record["reactions"] == []
     assert record["documented_by"] == ["RN Test"]
     statuses = sorted(a["status"] for a in record["administrations"])
-    assert statuses == ["completed", "completed"]
+    assert statuses == ["completed", "completed", "completed"]  # infusion + two premeds
     assert record["deliveries"][0]["status"] == "pending"
 
 
@@ -80,11 +83,14 @@ def test_patient_history_totals_and_next_due(client: TestClient, finished: dict[
     last = DAY2 + timedelta(minutes=35)
     assert ocrelizumab["last_given"] == last.date().isoformat()
     assert ocrelizumab["next_due"] == (last.date() + timedelta(weeks=24)).isoformat()
-    assert "every 24 weeks" in ocrelizumab["rule"]
+    assert "the order's timing: every 24 wk after the last dose" in ocrelizumab["rule"]
     assert client.get("/patients/nobody/infusions").json() == {
         "patient": "Patient/nobody",
+        "patient_name": None,
+        "patient_birth_date": None,
         "sessions": [],
         "drugs": [],
+        "measurements": [],
     }
 
 
@@ -94,13 +100,13 @@ def test_fhir_search_by_patient_date_and_category(
     mas = client.get("/fhir/MedicationAdministration", params={"patient": "Patient/pat-1"}).json()
     assert mas["resourceType"] == "Bundle"
     assert mas["type"] == "searchset"
-    assert mas["total"] == 4  # two sessions x (infusion + premedication)
+    assert mas["total"] == 6  # two sessions x (infusion + two premedications)
     assert {link["relation"] for link in mas["link"]} == {"self"}
     october = client.get(
         "/fhir/MedicationAdministration",
         params={"subject": "pat-1", "effective-time": "ge2026-10-01"},
     ).json()
-    assert october["total"] == 2
+    assert october["total"] == 3  # the October session: infusion + two premedications
     vitals = client.get(
         "/fhir/Observation",
         params={"patient": "pat-1", "category": "vital-signs", "date": "2026-05-04"},

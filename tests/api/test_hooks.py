@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from harness.fhir_payloads import medication_request
-from services.infusion_bridge.app import create_app
+from harness.identity import ISSUER_FOR_TESTS, signed_in_app
 from services.infusion_bridge.settings import Settings
 from tests.conftest import FAKE_EHR
 
@@ -24,7 +24,7 @@ def test_hook_put_and_delete_without_secret_configured(client: TestClient) -> No
 
 def test_hook_secret_is_enforced(settings: Settings) -> None:
     settings.hook_secret = SecretStr("s3cret")
-    with TestClient(create_app(settings)) as c:
+    with TestClient(signed_in_app(settings)) as c:
         denied = c.put("/hooks/ehr/MedicationRequest/h2", json=medication_request(), headers=FHIR)
         assert denied.status_code == 401
         assert denied.json()["issue"][0]["code"] == "login"
@@ -34,7 +34,8 @@ def test_hook_secret_is_enforced(settings: Settings) -> None:
             headers=FHIR | {"X-Infusion-Hook-Secret": "nope"},
         )
         assert wrong.status_code == 401
-        assert c.get("/orders").json()["total"] == 0
+        staff = ISSUER_FOR_TESTS.headers()
+        assert c.get("/orders", headers=staff).json()["total"] == 0
         ok = c.put(
             "/hooks/ehr/MedicationRequest/h2",
             json=medication_request(),

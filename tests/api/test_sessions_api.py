@@ -27,7 +27,13 @@ def test_completed_session_has_timeline_and_a_pending_delivery(
     view = run_session(client, order_id, completed_timeline(start_of_yesterday()))
     assert view["state"] == "discharged"
     kinds = [item["event"]["type"] for item in view["timeline"]]
-    assert kinds[:4] == ["check-in", "iv-insertion", "premedication", "infusion-start"]
+    assert kinds[:5] == [
+        "check-in",
+        "iv-insertion",
+        "premedication",
+        "premedication",
+        "infusion-start",
+    ]
     assert kinds[-1] == "discharge"
     assert [d["status"] for d in view["deliveries"]] == ["pending"]
     assert client.get(f"/sessions/{view['id']}").json()["deliveries"][0]["attempts"] == 0

@@ -18,7 +18,9 @@ import pytest
 
 from harness.fhir_payloads import medication_request
 from harness.live_service import running_service
+from harness.staff_auth import StaffAuth, trusting
 from harness.timelines import completed_timeline, run_session, start_of_yesterday, ts
+from sandbox.keycloak_server import KeycloakSandbox
 from services.infusion_bridge.settings import Settings
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -68,9 +70,22 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def live(settings: Settings) -> Iterator[str]:
+def live(settings: Settings, keycloak: KeycloakSandbox) -> Iterator[str]:
+    for name, value in trusting(keycloak).items():
+        setattr(settings, name, value)
     with running_service(settings) as url:
         yield url
+
+
+def sign_in(page: Any, url: str, keycloak: KeycloakSandbox, user: str = "clinician") -> None:
+    """Open ``url``: the service sends the browser to the provider's real login page; sign in
+    there as a demo user and come back to ``url``."""
+    page.goto(url, wait_until="load")
+    assert page.url.startswith(keycloak.issuer), f"not sent to sign in: {page.url}"
+    page.fill("#username", user)
+    page.fill("#password", user)
+    page.click("#kc-login")
+    page.wait_for_url(url, timeout=20_000)
 
 
 def _timeline_with_reaction() -> list[dict[str, Any]]:
@@ -92,8 +107,8 @@ def _timeline_with_reaction() -> list[dict[str, Any]]:
     return events
 
 
-def _session(url: str) -> dict[str, Any]:
-    with httpx.Client(base_url=url, timeout=10) as http:
+def _session(url: str, staff: StaffAuth) -> dict[str, Any]:
+    with httpx.Client(base_url=url, timeout=10, auth=staff) as http:
         r = http.put("/fhir/MedicationRequest/ocr-live", json=medication_request(), headers=FHIR)
         assert r.status_code in (200, 201), r.text
         view = run_session(http, "ocr-live", _timeline_with_reaction())
@@ -115,8 +130,10 @@ def _canvas_ink(page: Any, canvas_id: str) -> int:
     return count
 
 
-def test_session_page_draws_vitals_and_markers(live: str, browser: Any) -> None:
-    view = _session(live)
+def test_session_page_draws_vitals_and_markers(
+    live: str, browser: Any, keycloak: KeycloakSandbox, staff: StaffAuth
+) -> None:
+    view = _session(live, staff)
     assert view["state"] == "discharged"
     events = [item["event"] for item in view["timeline"]]
     vitals = [e for e in events if e["type"] == "vitals"]
@@ -135,14 +152,16 @@ def test_session_page_draws_vitals_and_markers(live: str, browser: Any) -> None:
     outside: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
+    sign_in(page, f"{live}/ui/sessions/{view['id']}", keycloak)
     page.on(
         "request",
         lambda r: None if r.url.startswith((live, "data:")) else outside.append(r.url),
     )
-    response = page.goto(f"{live}/ui/sessions/{view['id']}", wait_until="load")
+    response = page.reload(wait_until="load")
     assert response is not None
     assert response.status == 200
     page.wait_for_selector("#vitals-chart.is-drawn", timeout=10_000)
+    assert page.locator(".signed-in").get_attribute("data-user") == "clinician"
 
     figure = page.locator("#vitals-chart")
     assert figure.get_attribute("data-points") == str(VITALS)
@@ -186,11 +205,12 @@ def test_session_page_draws_vitals_and_markers(live: str, browser: Any) -> None:
     page.close()
 
 
-def test_session_list_links_to_the_page(live: str, browser: Any) -> None:
-    view = _session(live)
+def test_session_list_links_to_the_page(
+    live: str, browser: Any, keycloak: KeycloakSandbox, staff: StaffAuth
+) -> None:
+    view = _session(live, staff)
     page = browser.new_page(viewport={"width": 1280, "height": 800})
-    page.goto(f"{live}/", wait_until="load")
-    assert page.url.endswith("/ui/sessions")
+    sign_in(page, f"{live}/ui/sessions", keycloak)
     row = page.locator(f"tr[data-session-id='{view['id']}']")
     assert row.count() == 1
     assert "Discharged" in row.inner_text()
@@ -200,4 +220,35 @@ def test_session_list_links_to_the_page(live: str, browser: Any) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.goto(f"{live}/ui/sessions", wait_until="load")
     page.screenshot(path=str(ARTIFACTS / "session-list.png"), full_page=True)
+    page.close()
+
+
+def test_signed_out_the_pages_send_you_to_sign_in(
+    live: str, browser: Any, keycloak: KeycloakSandbox
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, f"{live}/ui/sessions", keycloak, user="nurse")
+    assert page.locator(".signed-in").get_attribute("data-user") == "nurse"
+    page.click("form.signout button")
+    page.wait_for_url(f"{live}/ui/signed-out")
+    page.goto(f"{live}/ui/sessions", wait_until="load")
+    assert page.url.startswith(keycloak.issuer), "signed out, the list is not shown"
+    cookies = {c["name"]: c for c in context.cookies(live)}
+    assert "ib_session" in cookies
+    assert cookies["ib_session"]["httpOnly"] is True
+    assert cookies["ib_session"]["sameSite"] == "Lax"
+    context.close()
+
+
+def test_a_role_without_access_gets_a_refusal_page(
+    live: str, browser: Any, keycloak: KeycloakSandbox
+) -> None:
+    page = browser.new_page()
+    page.goto(f"{live}/ui/sessions", wait_until="load")
+    page.fill("#username", "admin")
+    page.fill("#password", "admin")
+    page.click("#kc-login")
+    page.wait_for_load_state("load")
+    assert "Not allowed" in page.locator("h1").inner_text()
     page.close()

@@ -17,8 +17,10 @@ import httpx
 from harness.ehr_state import SYSTEM, count, ehr_order, ehr_patient, wait_delivered
 from harness.live_service import free_port
 from harness.slow_proxy import slow_proxy
+from harness.staff_auth import StaffAuth
 from harness.timelines import completed_timeline, run_session, start_of_yesterday
 from sandbox.hapi_server import HapiSandbox
+from sandbox.keycloak_server import KeycloakSandbox
 from services.infusion_bridge.store.db import make_engine, transaction
 from services.infusion_bridge.store.outbox import list_deliveries
 
@@ -27,7 +29,7 @@ SESSIONS = 3
 
 @contextmanager
 def service_process(
-    db: Path, ehr_base_url: str, log: Path
+    db: Path, ehr_base_url: str, log: Path, issuer: str
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     env = {
@@ -39,6 +41,7 @@ def service_process(
         "INFUSION_DELIVERY_POLL_SECONDS": "0.5",
         "INFUSION_DELIVERY_LEASE_SECONDS": "3",
         "INFUSION_EHR_TIMEOUT_SECONDS": "30",
+        "INFUSION_AUTH_ISSUER": issuer,
     }
     with log.open("ab") as out:
         proc = subprocess.Popen(
@@ -67,14 +70,18 @@ def service_process(
 
 
 def test_sigkill_mid_delivery_then_restart_delivers_each_resource_once(
-    fhir: httpx.Client, sandbox: HapiSandbox, tmp_path: Path
+    fhir: httpx.Client,
+    sandbox: HapiSandbox,
+    keycloak: KeycloakSandbox,
+    staff: StaffAuth,
+    tmp_path: Path,
 ) -> None:
     db, log = tmp_path / "store.db", tmp_path / "service.log"
     patient = ehr_patient(fhir)
     with (
         slow_proxy(sandbox.base_url, delay=30) as (proxy_url, forwarded),
-        service_process(db, proxy_url, log) as (url, proc),
-        httpx.Client(base_url=url) as svc,
+        service_process(db, proxy_url, log, keycloak.issuer) as (url, proc),
+        httpx.Client(base_url=url, auth=staff) as svc,
     ):
         order_id = ehr_order(fhir, svc, patient)
         sids = [
@@ -91,7 +98,10 @@ def test_sigkill_mid_delivery_then_restart_delivers_each_resource_once(
     assert "delivering" in statuses, statuses  # the kill really came mid-delivery
     assert count(fhir, "Encounter", patient=patient) >= 1  # and the EHR already has some of it
 
-    with service_process(db, sandbox.base_url, log) as (url, _), httpx.Client(base_url=url) as svc:
+    with (
+        service_process(db, sandbox.base_url, log, keycloak.issuer) as (url, _),
+        httpx.Client(base_url=url, auth=staff) as svc,
+    ):
         wait_delivered(svc, sids, timeout=60)
     for sid in sids:
         assert count(fhir, "Encounter", identifier=f"{SYSTEM}|{sid}/encounter") == 1

@@ -12,7 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from harness.fhir_payloads import dose, medication_request, premedication
+from harness.staff_auth import StaffAuth, trusting
 from harness.timelines import completed_timeline, run_session
+from sandbox.keycloak_server import KeycloakSandbox
 from services.infusion_bridge.app import create_app
 from services.infusion_bridge.settings import Settings
 
@@ -20,7 +22,9 @@ FHIR = {"Content-Type": "application/fhir+json"}
 
 
 @pytest.fixture(scope="module")
-def emitted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def emitted(
+    tmp_path_factory: pytest.TempPathFactory, keycloak: KeycloakSandbox, staff: StaffAuth
+) -> Iterator[dict[str, Any]]:
     """One of each kind of FHIR answer the service gives, from a real app."""
     settings = Settings(
         database_url=f"sqlite:///{tmp_path_factory.mktemp('emit') / 'store.db'}",
@@ -28,8 +32,10 @@ def emitted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         sync_interval_seconds=0,
         delivery_enabled=False,
         log_format="console",
+        **trusting(keycloak),
     )
     with TestClient(create_app(settings)) as c:
+        c.auth = staff
         out: dict[str, Any] = {"metadata": c.get("/fhir/metadata").json()}
         urn = f"urn:uuid:{uuid.uuid4()}"
         out["transaction-response"] = c.post(

@@ -13,7 +13,9 @@ from pydantic import SecretStr
 
 from harness.fhir_payloads import medication_request
 from harness.live_service import running_service
+from harness.staff_auth import StaffAuth, trusting
 from sandbox.hapi_server import HapiSandbox
+from sandbox.keycloak_server import KeycloakSandbox
 from services.infusion_bridge.domain.catalog import load_catalog
 from services.infusion_bridge.ehr.client import EhrClient
 from services.infusion_bridge.settings import Settings
@@ -24,12 +26,15 @@ from services.infusion_bridge.usecases.order_sync import CHECKPOINT, SyncSummary
 SEND_DELETES = "http://hapifhir.io/fhir/StructureDefinition/subscription-send-delete-messages"
 
 
-def _settings(tmp_path: Path, sandbox: HapiSandbox, **extra: Any) -> Settings:
+def _settings(
+    tmp_path: Path, sandbox: HapiSandbox, keycloak: KeycloakSandbox, **extra: Any
+) -> Settings:
     return Settings(
         database_url=f"sqlite:///{tmp_path / 'store.db'}",
         ehr_base_url=sandbox.base_url,
         sync_interval_seconds=0,
         log_format="console",
+        **trusting(keycloak),
         **extra,
     )
 
@@ -52,10 +57,14 @@ def _poll(fn: Any, timeout: float = 30) -> Any:
 
 
 def test_rest_hook_subscription_keeps_the_cache_current(
-    fhir: httpx.Client, sandbox: HapiSandbox, tmp_path: Path
+    fhir: httpx.Client,
+    keycloak: KeycloakSandbox,
+    staff: StaffAuth,
+    sandbox: HapiSandbox,
+    tmp_path: Path,
 ) -> None:
     patient = _patient(fhir)
-    settings = _settings(tmp_path, sandbox, hook_secret=SecretStr("hook-s3cret"))
+    settings = _settings(tmp_path, sandbox, keycloak, hook_secret=SecretStr("hook-s3cret"))
     with running_service(settings) as service:
         sub = fhir.post(
             "Subscription",
@@ -82,7 +91,7 @@ def test_rest_hook_subscription_keeps_the_cache_current(
             oid = created["id"]
 
             def cached(status: str, deleted: bool = False) -> dict[str, Any] | None:
-                r = httpx.get(f"{service}/orders/{oid}")
+                r = httpx.get(f"{service}/orders/{oid}", auth=staff)
                 body = r.json() if r.status_code == 200 else None
                 ok = body and body["status"] == status and body["deleted"] is deleted
                 return body if ok else None

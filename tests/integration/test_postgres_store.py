@@ -14,7 +14,9 @@ from sqlmodel import SQLModel
 
 from harness.fhir_payloads import medication_request
 from harness.postgres import postgres_server
+from harness.staff_auth import StaffAuth, trusting
 from harness.timelines import completed_timeline, run_session
+from sandbox.keycloak_server import KeycloakSandbox
 from services.infusion_bridge.app import create_app
 from services.infusion_bridge.settings import Settings
 from services.infusion_bridge.store import outbox
@@ -31,7 +33,7 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_client(pg_url: str) -> Iterator[TestClient]:
+def pg_client(pg_url: str, keycloak: KeycloakSandbox, staff: StaffAuth) -> Iterator[TestClient]:
     engine = make_engine(pg_url)
     with engine.begin() as conn:  # a clean schema per test
         conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
@@ -42,8 +44,10 @@ def pg_client(pg_url: str) -> Iterator[TestClient]:
         sync_interval_seconds=0,
         delivery_enabled=False,
         log_format="console",
+        **trusting(keycloak),
     )
     with TestClient(create_app(settings)) as client:
+        client.auth = staff
         yield client
 
 
@@ -102,3 +106,22 @@ def test_orders_sessions_and_fhir_reads_on_postgres(pg_client: TestClient, pg_ur
         assert outbox.claim(db, due, now=now, lease=timedelta(seconds=30)) is not None
     with transaction(engine) as db:
         assert outbox.claim(db, due, now=now, lease=timedelta(seconds=30)) is None
+
+
+def test_the_audit_trail_is_append_only_in_postgres(pg_client: TestClient, pg_url: str) -> None:
+    assert pg_client.get("/sessions").status_code == 200  # leaves an audit record
+    engine = make_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM audit_events")).scalar_one() >= 1
+        for statement in (
+            "UPDATE audit_events SET outcome = '0'",
+            "DELETE FROM audit_events",
+            "TRUNCATE audit_events",
+        ):
+            with pytest.raises(Exception, match="append-only"), engine.begin() as conn:
+                conn.execute(text(statement))
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM audit_events")).scalar_one() >= 1
+    finally:
+        engine.dispose()

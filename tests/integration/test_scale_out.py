@@ -1,6 +1,7 @@
 """Two service processes on one database (PostgreSQL, and a SQLite file): concurrent
 conditional creates and creates-by-PUT give no duplicate, no 5xx, and keep every
-identifier row. Bounded: a few hundred requests on loopback."""
+identifier row. Bounded: a few hundred requests on loopback. The processes trust the
+Keycloak sandbox, and every request carries the EHR's real token (``staff``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from sqlalchemy import text
 from harness.fhir_payloads import medication_request
 from harness.postgres import postgres_server
 from harness.service_process import replicas, service_process
+from harness.staff_auth import StaffAuth, trusting_env
+from sandbox.keycloak_server import KeycloakSandbox
 from services.infusion_bridge.store.db import make_engine
 
 FHIR = {"Content-Type": "application/fhir+json", "Prefer": "return=minimal"}
@@ -34,7 +37,9 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
-def two_replicas(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
+def two_replicas(
+    request: pytest.FixtureRequest, tmp_path: Path, keycloak: KeycloakSandbox
+) -> Iterator[tuple[str, list[str]]]:
     """(database URL, base URLs of two service processes on it), on a fresh schema."""
     if request.param == "postgresql":
         url = request.getfixturevalue("pg_url")
@@ -44,17 +49,17 @@ def two_replicas(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tup
         engine.dispose()
     else:
         url = f"sqlite:///{tmp_path / 'shared.db'}"
-    with replicas(url, tmp_path, count=2) as urls:
+    with replicas(url, tmp_path, count=2, extra_env=trusting_env(keycloak)) as urls:
         yield url, urls
 
 
 async def _send_all(
-    requests: list[tuple[str, str, bytes, dict[str, str]]],
+    requests: list[tuple[str, str, bytes, dict[str, str]]], auth: StaffAuth
 ) -> list[tuple[int, str]]:
     """Send every (method, url, body, headers) with CONCURRENCY in flight; (status, body)."""
     gate = asyncio.Semaphore(CONCURRENCY)
     limits = httpx.Limits(max_connections=CONCURRENCY)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=60, limits=limits, auth=auth) as client:
 
         async def one(
             method: str, url: str, body: bytes, headers: dict[str, str]
@@ -80,7 +85,7 @@ def _identifier_counts(database_url: str) -> tuple[Counter[str], int, int]:
 
 
 def test_concurrent_conditional_creates_make_one_order_each(
-    two_replicas: tuple[str, list[str]],
+    two_replicas: tuple[str, list[str]], staff: StaffAuth
 ) -> None:
     database_url, urls = two_replicas
     bodies = {f"CC-{n}": medication_request() for n in range(IDENTIFIERS)}
@@ -100,7 +105,7 @@ def test_concurrent_conditional_creates_make_one_order_each(
         for _ in range(PER_IDENTIFIER)
         for value, body in bodies.items()
     ]
-    answers = asyncio.run(_send_all(requests))
+    answers = asyncio.run(_send_all(requests, staff))
 
     statuses = Counter(status for status, _ in answers)
     assert set(statuses) <= {200, 201}, [a for a in answers if a[0] not in (200, 201)][:3]
@@ -112,7 +117,9 @@ def test_concurrent_conditional_creates_make_one_order_each(
     assert rows == 2 * IDENTIFIERS  # every identifier of every order kept
 
 
-def test_concurrent_puts_of_one_version_create_once(two_replicas: tuple[str, list[str]]) -> None:
+def test_concurrent_puts_of_one_version_create_once(
+    two_replicas: tuple[str, list[str]], staff: StaffAuth
+) -> None:
     database_url, urls = two_replicas
     ids = [f"put-race-{n}" for n in range(IDENTIFIERS)]
     bodies = {}
@@ -126,7 +133,7 @@ def test_concurrent_puts_of_one_version_create_once(two_replicas: tuple[str, lis
         for _ in range(PER_IDENTIFIER)
         for order_id in ids
     ]
-    answers = asyncio.run(_send_all(requests))
+    answers = asyncio.run(_send_all(requests, staff))
 
     statuses = Counter(status for status, _ in answers)
     assert set(statuses) <= {200, 201}, [a for a in answers if a[0] not in (200, 201)][:3]
@@ -138,7 +145,7 @@ def test_concurrent_puts_of_one_version_create_once(two_replicas: tuple[str, lis
 
 
 def test_orders_sharing_an_identifier_keep_their_rows_and_a_condition_sees_both(
-    two_replicas: tuple[str, list[str]],
+    two_replicas: tuple[str, list[str]], staff: StaffAuth
 ) -> None:
     database_url, urls = two_replicas
     shared = [{"system": SYSTEM, "value": "SHARED-1"}]
@@ -147,6 +154,7 @@ def test_orders_sharing_an_identifier_keep_their_rows_and_a_condition_sees_both(
             f"{url}/fhir/MedicationRequest/shared-{n}",
             content=orjson.dumps(medication_request(identifier=shared)),
             headers=FHIR,
+            auth=staff,
         )
         assert r.status_code == 201
     owners, rows, _ = _identifier_counts(database_url)
@@ -156,6 +164,7 @@ def test_orders_sharing_an_identifier_keep_their_rows_and_a_condition_sees_both(
         f"{urls[0]}/fhir/MedicationRequest",
         content=orjson.dumps(medication_request(identifier=shared)),
         headers={**FHIR, "If-None-Exist": f"identifier={SYSTEM}|SHARED-1"},
+        auth=staff,
     )
     assert r.status_code == 412
 
@@ -173,12 +182,16 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def test_serve_with_two_workers_on_postgres(pg_url: str, tmp_path: Path) -> None:
+def test_serve_with_two_workers_on_postgres(
+    pg_url: str, tmp_path: Path, keycloak: KeycloakSandbox, staff: StaffAuth
+) -> None:
     engine = make_engine(pg_url)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     engine.dispose()
-    with service_process(pg_url, tmp_path / "workers.log", args=["--workers", "2"]) as (url, pid):
+    with service_process(
+        pg_url, tmp_path / "workers.log", args=["--workers", "2"], extra_env=trusting_env(keycloak)
+    ) as (url, pid):
         spawned = [
             c for c in _children(pid) if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()
         ]
@@ -188,6 +201,6 @@ def test_serve_with_two_workers_on_postgres(pg_url: str, tmp_path: Path) -> None
         )
         condition = {**FHIR, "If-None-Exist": f"identifier={SYSTEM}|WORKERS-1"}
         answers = asyncio.run(
-            _send_all([("POST", f"{url}/fhir/MedicationRequest", body, condition)] * 40)
+            _send_all([("POST", f"{url}/fhir/MedicationRequest", body, condition)] * 40, staff)
         )
     assert sorted(Counter(s for s, _ in answers).items()) == [(200, 39), (201, 1)]

@@ -14,6 +14,8 @@ from sqlalchemy import text
 
 from harness.fhir_payloads import medication_request
 from harness.postgres import postgres_server
+from harness.staff_auth import StaffAuth, trusting
+from sandbox.keycloak_server import KeycloakSandbox
 from services.infusion_bridge.app import create_app
 from services.infusion_bridge.settings import Settings
 from services.infusion_bridge.store.db import make_engine
@@ -29,7 +31,9 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
-def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClient]:
+def client(
+    request: pytest.FixtureRequest, tmp_path: Path, keycloak: KeycloakSandbox, staff: StaffAuth
+) -> Iterator[TestClient]:
     if request.param == "postgresql":
         url = request.getfixturevalue("pg_url")
         engine = make_engine(url)
@@ -44,8 +48,11 @@ def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClien
         sync_interval_seconds=0,
         delivery_enabled=False,
         log_format="console",
+        ehr_history_on_order=False,  # no background EHR searches against the fake EHR
+        **trusting(keycloak),
     )
     with TestClient(create_app(settings)) as c:
+        c.auth = staff
         yield c
 
 

@@ -13,8 +13,10 @@ from sqlalchemy import update
 
 from harness.ehr_state import SYSTEM, count, ehr_order, ehr_patient, wait_delivered
 from harness.live_service import running_service
+from harness.staff_auth import StaffAuth, trusting
 from harness.timelines import completed_timeline, run_session, start_of_yesterday
 from sandbox.hapi_server import HapiSandbox
+from sandbox.keycloak_server import KeycloakSandbox
 from services.infusion_bridge.settings import Settings
 from services.infusion_bridge.store.db import make_engine, transaction
 from services.infusion_bridge.store.tables import OutboxRow
@@ -23,7 +25,9 @@ VITALS_EVENTS = 3
 OBSERVATIONS_PER_VITALS = 5  # BP panel, heart rate, respiratory rate, temperature, SpO2
 
 
-def _settings(tmp_path: Path, sandbox: HapiSandbox, **extra: Any) -> Settings:
+def _settings(
+    tmp_path: Path, sandbox: HapiSandbox, keycloak: KeycloakSandbox, **extra: Any
+) -> Settings:
     values: dict[str, Any] = {
         "database_url": f"sqlite:///{tmp_path / 'store.db'}",
         "ehr_base_url": sandbox.base_url,
@@ -32,6 +36,7 @@ def _settings(tmp_path: Path, sandbox: HapiSandbox, **extra: Any) -> Settings:
         "delivery_retry_base_seconds": 0.5,
         "delivery_retry_cap_seconds": 3,
         "log_format": "console",
+        **trusting(keycloak),
     }
     return Settings(**(values | extra))
 
@@ -45,10 +50,17 @@ def _expect_one_copy(fhir: httpx.Client, session_id: str, patient: str) -> None:
 
 
 def test_completed_session_lands_in_the_ehr_searchable_by_patient(
-    fhir: httpx.Client, sandbox: HapiSandbox, tmp_path: Path
+    fhir: httpx.Client,
+    keycloak: KeycloakSandbox,
+    staff: StaffAuth,
+    sandbox: HapiSandbox,
+    tmp_path: Path,
 ) -> None:
     patient = ehr_patient(fhir)
-    with running_service(_settings(tmp_path, sandbox)) as url, httpx.Client(base_url=url) as svc:
+    with (
+        running_service(_settings(tmp_path, sandbox, keycloak)) as url,
+        httpx.Client(base_url=url, auth=staff) as svc,
+    ):
         order_id = ehr_order(fhir, svc, patient)
         sid = run_session(
             svc, order_id, completed_timeline(start_of_yesterday(), vitals=VITALS_EVENTS)
@@ -59,7 +71,7 @@ def test_completed_session_lands_in_the_ehr_searchable_by_patient(
         assert all(e["status"].startswith("201") for e in delivery["response"]["entries"])
 
     administrations = fhir.get("MedicationAdministration", params={"patient": patient}).json()
-    assert administrations["total"] == 2  # the infusion and the IV methylprednisolone premed
+    assert administrations["total"] == 3  # the infusion, IV methylprednisolone, diphenhydramine
     infusion = next(
         e["resource"]
         for e in administrations["entry"]
@@ -74,11 +86,15 @@ def test_completed_session_lands_in_the_ehr_searchable_by_patient(
 
 
 def test_delivering_the_same_session_twice_leaves_one_copy(
-    fhir: httpx.Client, sandbox: HapiSandbox, tmp_path: Path
+    fhir: httpx.Client,
+    keycloak: KeycloakSandbox,
+    staff: StaffAuth,
+    sandbox: HapiSandbox,
+    tmp_path: Path,
 ) -> None:
     patient = ehr_patient(fhir)
-    settings = _settings(tmp_path, sandbox)
-    with running_service(settings) as url, httpx.Client(base_url=url) as svc:
+    settings = _settings(tmp_path, sandbox, keycloak)
+    with running_service(settings) as url, httpx.Client(base_url=url, auth=staff) as svc:
         order_id = ehr_order(fhir, svc, patient)
         sid = run_session(
             svc, order_id, completed_timeline(start_of_yesterday(), vitals=VITALS_EVENTS)
@@ -98,15 +114,22 @@ def test_delivering_the_same_session_twice_leaves_one_copy(
         == before
         == VITALS_EVENTS * OBSERVATIONS_PER_VITALS
     )
-    assert count(fhir, "MedicationAdministration", patient=patient) == 2
+    assert count(fhir, "MedicationAdministration", patient=patient) == 3
     _expect_one_copy(fhir, sid, patient)
 
 
 def test_ehr_refusal_goes_to_dead_letter_and_a_retry_after_the_fix_delivers(
-    fhir: httpx.Client, sandbox: HapiSandbox, tmp_path: Path
+    fhir: httpx.Client,
+    keycloak: KeycloakSandbox,
+    staff: StaffAuth,
+    sandbox: HapiSandbox,
+    tmp_path: Path,
 ) -> None:
     real_patient = ehr_patient(fhir)
-    with running_service(_settings(tmp_path, sandbox)) as url, httpx.Client(base_url=url) as svc:
+    with (
+        running_service(_settings(tmp_path, sandbox, keycloak)) as url,
+        httpx.Client(base_url=url, auth=staff) as svc,
+    ):
         order_id = ehr_order(fhir, svc, real_patient)
         # the cached order names a patient the EHR does not know (yet)
         ghost = f"ghost-{uuid.uuid4().hex[:10]}"
@@ -136,12 +159,16 @@ def test_ehr_refusal_goes_to_dead_letter_and_a_retry_after_the_fix_delivers(
 
 @pytest.mark.disruptive
 def test_sessions_completed_while_the_ehr_is_down_are_all_delivered_after_it_returns(
-    fhir: httpx.Client, sandbox: HapiSandbox, tmp_path: Path
+    fhir: httpx.Client,
+    keycloak: KeycloakSandbox,
+    staff: StaffAuth,
+    sandbox: HapiSandbox,
+    tmp_path: Path,
 ) -> None:
     patient = ehr_patient(fhir)
     with (
-        running_service(_settings(tmp_path, sandbox)) as url,
-        httpx.Client(base_url=url, timeout=30) as svc,
+        running_service(_settings(tmp_path, sandbox, keycloak)) as url,
+        httpx.Client(base_url=url, auth=staff, timeout=30) as svc,
     ):
         order_id = ehr_order(fhir, svc, patient)
         sandbox.stop()

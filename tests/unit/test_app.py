@@ -6,7 +6,7 @@ import httpx
 import respx
 from fastapi.testclient import TestClient
 
-from services.infusion_bridge.app import create_app
+from harness.identity import signed_in_app
 from services.infusion_bridge.settings import Settings
 from tests.conftest import FAKE_EHR
 
@@ -51,7 +51,7 @@ def test_unknown_route_is_operation_outcome(client: TestClient) -> None:
 
 def test_oversized_body_is_refused_with_413(settings: Settings) -> None:
     settings.max_body_bytes = 1024
-    with TestClient(create_app(settings)) as c:
+    with TestClient(signed_in_app(settings)) as c:
         r = c.post("/health/live", content=b"x" * 2048)
     assert r.status_code == 413
     assert r.json()["issue"][0]["code"] == "too-costly"

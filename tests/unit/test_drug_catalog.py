@@ -80,7 +80,7 @@ def test_six_infusion_drugs(
         assert entry.ingredient_code == ingredient
         assert catalog.by_rxnorm(ingredient) is entry
     for code in entry.rxnorm:
-        assert catalog.by_rxnorm(code.code) is entry
+        assert catalog.by_rxnorm(code.code) is (entry if code.verified else None)
 
 
 def test_product_codes_map_to_their_ingredient() -> None:
@@ -158,3 +158,56 @@ def test_typical_doses_use_an_allowed_unit() -> None:
 def test_catalog_model_is_strict() -> None:
     with pytest.raises(ValidationError):
         DrugCatalog.model_validate({"version": "x", "drugs": [], "unexpected": 1})
+
+
+@pytest.mark.parametrize(
+    ("ndc", "key"),
+    [
+        ("73150-0150-06", "ublituximab"),
+        ("73150-150-06", "ublituximab"),
+        ("73150015006", "ublituximab"),
+        ("50242-0150-01", "ocrelizumab"),
+        ("50242-150-01", "ocrelizumab"),
+    ],
+)
+def test_drugs_are_recognised_by_verified_ndc(ndc: str, key: str) -> None:
+    entry = load_catalog().by_ndc(ndc)
+    assert entry is not None
+    assert entry.key == key
+
+
+def test_unknown_ndc_and_the_unverified_rxnorm_placeholder_match_nothing() -> None:
+    catalog = load_catalog()
+    assert catalog.by_ndc("50242-0554-01") is None  # Ocrevus Zunovo (SC): not in the catalog
+    assert catalog.by_rxnorm("UNVERIFIED-ublituximab-xiiy") is None
+
+
+def test_premedication_requirements_name_catalogued_premedications() -> None:
+    catalog = load_catalog()
+    ocr = catalog.by_key("ocrelizumab")
+    assert ocr is not None
+    assert [r.name for r in ocr.premedications_required] == ["corticosteroid", "antihistamine"]
+    for entry in catalog.drugs:
+        for req in entry.premedications_required:
+            for option in req.options:
+                found = catalog.by_key(option.drug)
+                assert found is not None
+                assert found.drug_class in ("premedication", "both")
+
+
+def test_observation_minutes_by_infusion_number() -> None:
+    catalog = load_catalog()
+    nat, ubl, ocr = (catalog.by_key(k) for k in ("natalizumab", "ublituximab", "ocrelizumab"))
+    assert nat is not None
+    assert ubl is not None
+    assert ocr is not None
+    assert [nat.observation_minutes_for(n) for n in (1, 12, 13)] == [60, 60, 0]
+    assert [ubl.observation_minutes_for(n) for n in (1, 2, 3)] == [60, 60, 0]
+    assert ocr.observation_minutes_for(40) == 60
+
+
+def test_rate_protocol_steps() -> None:
+    ocr = load_catalog().by_key("ocrelizumab")
+    assert ocr is not None
+    option1 = ocr.rate_protocols[1]
+    assert [option1.max_rate(m) for m in (0, 29, 30, 125)] == [40, 40, 80, 200]

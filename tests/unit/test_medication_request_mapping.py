@@ -192,6 +192,7 @@ def _natalizumab(o: InfusionOrder) -> None:
 
 def _ublituximab(o: InfusionOrder) -> None:
     assert (o.drug.key, o.drug.name, o.role) == ("ublituximab", "ublituximab-xiiy", "infusion")
+    assert (o.drug.ndc, o.drug.rxnorm) == ("73150-0150-06", None)  # recognised by NDC
     assert o.dose == Quantity(value=150, unit="mg")
     assert o.rate == Rate(numerator=Quantity(value=10, unit="mL/h"))
     assert o.schedule == Schedule(
@@ -347,7 +348,8 @@ def test_order_to_fhir_output_is_valid_r4(catalog: DrugCatalog) -> None:
     for name in CORPUS:
         rendered = order_to_fhir(map_file(name, catalog))
         MedicationRequest.model_validate(rendered)
-        assert rendered["medicationCodeableConcept"]["coding"][0]["system"] == codes.RXNORM
+        system = codes.NDC if name.startswith("ublituximab") else codes.RXNORM
+        assert rendered["medicationCodeableConcept"]["coding"][0]["system"] == system
 
 
 def test_order_to_fhir_renders_bsa_observation(catalog: DrugCatalog) -> None:
@@ -716,3 +718,32 @@ def test_structure_problems_come_without_rule_problems(catalog: DrugCatalog) -> 
     with pytest.raises(MappingError) as info:
         order_from_fhir(data, catalog)
     assert info.value.expressions == ["MedicationRequest.status"]
+
+
+@pytest.mark.parametrize(
+    "coding",
+    [
+        {"system": "http://hl7.org/fhir/sid/ndc", "code": "50242-0554-01"},  # Ocrevus Zunovo (SC)
+        {"system": codes.RXNORM, "code": "UNVERIFIED-ublituximab-xiiy"},  # the placeholder
+        {"system": "http://example.org/local-drugs", "code": "73150-0150-06"},  # wrong system
+    ],
+)
+def test_unknown_or_unverified_codes_are_refused(
+    coding: dict[str, Any], catalog: DrugCatalog
+) -> None:
+    data = base()
+    data["medicationCodeableConcept"] = {"coding": [coding]}
+    expect_error(
+        data,
+        catalog,
+        code="code-invalid",
+        expression="MedicationRequest.medicationCodeableConcept.coding",
+    )
+
+
+def test_briumvi_by_its_ten_digit_ndc_is_accepted(catalog: DrugCatalog) -> None:
+    data = load("ublituximab-first-infusion.json")
+    data["medicationCodeableConcept"]["coding"][0]["code"] = "73150-150-06"
+    order = order_from_fhir(data, catalog)
+    assert (order.drug.key, order.drug.ndc) == ("ublituximab", "73150-150-06")
+    assert check_order(order, catalog) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from fhir.resources.R4B.medicationrequest import MedicationRequest
@@ -88,9 +88,13 @@ identifiers = st.builds(
 
 
 @st.composite
-def drugs(draw: st.DrawFn) -> tuple[DrugEntry, str, Role]:
+def drugs(draw: st.DrawFn) -> tuple[DrugEntry, tuple[str, Literal["rxnorm", "ndc"]], Role]:
     entry = draw(st.sampled_from(CATALOG.drugs))
-    code = draw(st.sampled_from([c.code for c in entry.rxnorm]))
+    known: list[tuple[str, Literal["rxnorm", "ndc"]]] = [
+        (c.code, "rxnorm") for c in entry.rxnorm if c.verified
+    ]
+    known += [(n.code, "ndc") for n in entry.ndc if n.verified]
+    code = draw(st.sampled_from(known))
     role: Role
     if entry.drug_class == "both":
         role = draw(st.sampled_from(["infusion", "premedication"]))
@@ -162,7 +166,7 @@ def orders(draw: st.DrawFn) -> InfusionOrder:
         status=draw(st.sampled_from(OrderStatus)),
         intent=draw(st.sampled_from(OrderIntent)),
         patient=f"Patient/{draw(fhir_ids)}",
-        drug=entry.to_drug(code, role),
+        drug=entry.to_drug(code[0], role, system=code[1]),
         role=role,
         dose=draw(plausible_doses(entry)),
         body_surface_area_m2=draw(

@@ -13,6 +13,7 @@ from services.infusion_bridge.domain.sessions import (
     Cancel,
     CheckIn,
     Discharge,
+    GateOverride,
     InfusionEnd,
     InfusionSession,
     InfusionStart,
@@ -26,6 +27,7 @@ from services.infusion_bridge.domain.sessions import (
     Resume,
     SessionState,
     Stop,
+    TouchChecklist,
     TransitionError,
     Vitals,
     next_state,
@@ -53,6 +55,14 @@ EVENTS = {
     "stop": Stop(at=T0, reason="reaction", dose_given=Quantity(value=200, unit="mg")),
     "not-done": NotDone(at=T0, reason="active infection"),
     "cancel": Cancel(at=T0),
+    "touch-checklist": TouchChecklist(
+        at=T0,
+        authorized=True,
+        new_or_worsening_symptoms=False,
+        immunocompromising_condition=False,
+        immunosuppressant_medicines=False,
+    ),
+    "gate-override": GateOverride(at=T0, gate="rate", reason="prescriber order", by="Dr A"),
 }
 
 EXPECTED = {
@@ -78,6 +88,11 @@ EXPECTED = {
     **{
         ("not-done", s): S.NOT_DONE
         for s in (S.SCHEDULED, S.CHECKED_IN, S.PREMEDICATED, S.IV_PLACED)
+    },
+    **{("touch-checklist", s): s for s in (S.CHECKED_IN, S.PREMEDICATED, S.IV_PLACED)},
+    **{
+        ("gate-override", s): s
+        for s in (S.CHECKED_IN, S.PREMEDICATED, S.IV_PLACED, S.INFUSING, S.PAUSED)
     },
     **{
         ("vitals", s): s

@@ -18,11 +18,13 @@ from fhir_mappings.operation_outcome import Issue, operation_outcome
 from ..domain.errors import (
     Conflict,
     DomainError,
+    Forbidden,
     Gone,
     Invalid,
     NotFound,
     PreconditionFailed,
     TransactionRefused,
+    Unauthenticated,
     Unavailable,
 )
 from ..logging import get_logger
@@ -38,6 +40,8 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     Conflict: 409,
     PreconditionFailed: 412,
     Unavailable: 503,
+    Unauthenticated: 401,
+    Forbidden: 403,
     DomainError: 422,
 }
 
@@ -55,10 +59,13 @@ def status_for(exc: DomainError) -> int:
 class ApiError(Exception):
     """An error only HTTP has (a missing credential, an unsupported media type)."""
 
-    def __init__(self, status_code: int, issues: list[Issue]) -> None:
+    def __init__(
+        self, status_code: int, issues: list[Issue], headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__("; ".join(i.diagnostics for i in issues))
         self.status_code = status_code
         self.issues = issues
+        self.headers = headers
 
     @classmethod
     def one(cls, status_code: int, code: str, diagnostics: str, *expression: str) -> ApiError:
@@ -96,6 +103,16 @@ _STATUS_CODES = {
 }
 
 
+def challenge(exc: DomainError) -> dict[str, str] | None:
+    """``WWW-Authenticate`` for a 401 (RFC 6750)."""
+    if not isinstance(exc, Unauthenticated):
+        return None
+    value = 'Bearer realm="infusion-bridge"'
+    if exc.bearer_error:
+        value += f', error="{exc.bearer_error}", error_description="{exc}"'
+    return {"WWW-Authenticate": value}
+
+
 def _validation_issues(exc: RequestValidationError) -> list[Issue]:
     issues = []
     for err in exc.errors():
@@ -111,11 +128,11 @@ def _validation_issues(exc: RequestValidationError) -> list[Issue]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> Response:
-        return outcome_response(exc.status_code, exc.issues)
+        return outcome_response(exc.status_code, exc.issues, exc.headers)
 
     @app.exception_handler(DomainError)
     async def _domain_error(_request: Request, exc: DomainError) -> Response:
-        return outcome_response(status_for(exc), exc.issues)
+        return outcome_response(status_for(exc), exc.issues, challenge(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> Response:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from fhir_mappings.operation_outcome import operation_outcome
 
+from ..access import Access, guard, need
 from ..usecases.order_batches import BatchEntry, accept_order_bundle
 from ..usecases.orders import Applied
 from .deps import RuntimeDep
@@ -18,11 +19,21 @@ from .fhir_io import base_url, read_resource
 
 Json = dict[str, Any]
 router = APIRouter(prefix="/fhir", tags=["fhir"])
+Writing = Annotated[
+    Access,
+    Depends(
+        guard(
+            need("MedicationRequest", "cud", contexts=("system",)),
+            interaction="transaction",
+            resource_type="Bundle",
+        )
+    ),
+]
 
 
 @router.post("", include_in_schema=True)
 @router.post("/", include_in_schema=False)
-async def process_order_bundle(request: Request, rt: RuntimeDep) -> Response:
+async def process_order_bundle(request: Request, rt: RuntimeDep, _: Writing) -> Response:
     """Process a batch or transaction Bundle of orders."""
     bundle = await read_resource(request, "Bundle")
     kind, entries = await accept_order_bundle(rt, bundle)

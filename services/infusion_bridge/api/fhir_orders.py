@@ -2,30 +2,51 @@
 
 The EHR pushes orders here; a rest-hook Subscription delivers the same way under
 ``/hooks/ehr`` (HAPI sends ``PUT {endpoint}/MedicationRequest/{id}`` and ``DELETE``), so
-``hook_router`` serves the same update and delete handlers behind the hook's secret.
+``hook_router`` serves the same update and delete handlers (token or the hook's secret).
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from ..access import Access, guard, need, rest_hook_caller
 from ..domain.errors import Invalid, Issue
 from ..usecases import orders
-from .deps import RuntimeDep, require_hook_secret
+from .deps import RuntimeDep
 from .errors import fhir_response
 from .fhir_io import read_resource, version_headers, write_response
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 STALE = Issue("informational", "an older version than the cached one: ignored", (), "warning")
+# Orders come from the EHR: writes need a backend (system/) token, or the rest-hook's secret.
+Creating = Annotated[
+    Access,
+    Depends(guard(need("MedicationRequest", "c", contexts=("system",)), interaction="create")),
+]
+Updating = Annotated[
+    Access,
+    Depends(guard(need("MedicationRequest", "cu", contexts=("system",)), interaction="update")),
+]
+Deleting = Annotated[
+    Access,
+    Depends(guard(need("MedicationRequest", "d", contexts=("system",)), interaction="delete")),
+]
+Reading = Annotated[
+    Access,
+    Depends(
+        guard(need("MedicationRequest", "r", roles=("nurse", "clinician")), interaction="read")
+    ),
+]
 
 
 @router.post("/MedicationRequest", status_code=201)
-async def create_order(request: Request, rt: RuntimeDep) -> Response:
+async def create_order(request: Request, rt: RuntimeDep, _: Creating) -> Response:
     """Create an order (the server assigns the id); conditional with ``If-None-Exist``."""
     resource = await read_resource(request, "MedicationRequest")
     result = await orders.accept_order(
@@ -41,7 +62,7 @@ async def create_order(request: Request, rt: RuntimeDep) -> Response:
 
 
 @router.put("/MedicationRequest/{order_id}")
-async def update_order(request: Request, order_id: str, rt: RuntimeDep) -> Response:
+async def update_order(request: Request, order_id: str, rt: RuntimeDep, _: Updating) -> Response:
     """Create or update an order under the EHR's id (also the rest-hook delivery path)."""
     check_id(order_id)
     resource = await read_resource(request, "MedicationRequest")
@@ -56,15 +77,15 @@ async def update_order(request: Request, order_id: str, rt: RuntimeDep) -> Respo
 
 
 @router.get("/MedicationRequest/{order_id}")
-async def read_order(request: Request, order_id: str, rt: RuntimeDep) -> Response:
+async def read_order(request: Request, order_id: str, rt: RuntimeDep, access: Reading) -> Response:
     """The order as the EHR sent it (410 once deleted)."""
     check_id(order_id)
-    record = await orders.read_order(rt, order_id)
+    record = await orders.read_order(rt, order_id, access.compartment)
     return fhir_response(record.resource, 200, version_headers(request, record))
 
 
 @router.delete("/MedicationRequest/{order_id}", status_code=204)
-async def delete_order(order_id: str, rt: RuntimeDep) -> Response:
+async def delete_order(order_id: str, rt: RuntimeDep, _: Deleting) -> Response:
     """Record that the EHR deleted an order; the cached order stays, flagged as deleted."""
     check_id(order_id)
     await orders.delete_order(rt, order_id)
@@ -83,7 +104,7 @@ def order_source(request: Request) -> str:
 
 
 hook_router = APIRouter(
-    prefix="/hooks/ehr", tags=["subscription"], dependencies=[Depends(require_hook_secret)]
+    prefix="/hooks/ehr", tags=["subscription"], dependencies=[Depends(rest_hook_caller)]
 )
 hook_router.add_api_route(
     "/MedicationRequest/{order_id}",

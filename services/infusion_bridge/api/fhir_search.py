@@ -84,13 +84,13 @@ def parse_search(resource_type: str, request: Request) -> ResourceSearch:
     return ResourceSearch(
         resource_type,
         dates=tuple(dates),
-        count=_int_param(request, "_count", 50, 1, 200),
-        offset=_int_param(request, "_offset", 0, 0, 1_000_000),
+        count=int_param(request, "_count", 50, 1, 200),
+        offset=int_param(request, "_offset", 0, 0, 1_000_000),
         **criteria,
     )
 
 
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
@@ -99,17 +99,19 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     return int(raw)
 
 
-def searchset(request: Request, q: ResourceSearch, page: SearchPage) -> Json:
+def searchset(
+    request: Request, resource_type: str, offset: int, count: int, page: SearchPage
+) -> Json:
     """The ``searchset`` Bundle with ``self``, ``next`` and ``previous`` links."""
     base = base_url(request)
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "_offset"]
     links = [{"relation": "self", "url": str(request.url)}]
-    if q.offset + q.count < page.total:
-        nxt = urlencode([*params, ("_offset", str(q.offset + q.count))])
-        links.append({"relation": "next", "url": f"{base}/{q.resource_type}?{nxt}"})
-    if q.offset > 0:
-        prev = urlencode([*params, ("_offset", str(max(0, q.offset - q.count)))])
-        links.append({"relation": "previous", "url": f"{base}/{q.resource_type}?{prev}"})
+    if offset + count < page.total:
+        nxt = urlencode([*params, ("_offset", str(offset + count))])
+        links.append({"relation": "next", "url": f"{base}/{resource_type}?{nxt}"})
+    if offset > 0:
+        prev = urlencode([*params, ("_offset", str(max(0, offset - count)))])
+        links.append({"relation": "previous", "url": f"{base}/{resource_type}?{prev}"})
     return {
         "resourceType": "Bundle",
         "type": "searchset",

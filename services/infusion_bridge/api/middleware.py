@@ -1,4 +1,5 @@
-"""ASGI middleware: access log without PHI, and a request body size limit."""
+"""ASGI middleware: access log without PHI, the audit record of every guarded request,
+JSON-only request bodies, and a request body size limit."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fhir_mappings.operation_outcome import single_issue
 
 from ..logging import get_logger
+from ..runtime import Runtime
+from ..usecases.audit import AuditEntry, close_request
 
 log = get_logger("infusion_bridge.access")
 
@@ -27,6 +30,7 @@ class AccessLogMiddleware:
             return
         start = time.perf_counter()
         request_id = uuid.uuid4().hex[:16]
+        scope["infusion.request_id"] = request_id
         status = 500
 
         async def send_wrapper(message: Message) -> None:
@@ -94,17 +98,89 @@ class BodySizeLimitMiddleware:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        body = orjson.dumps(
-            single_issue("too-costly", f"request body is larger than {self.max_bytes} bytes")
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/fhir+json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        outcome = single_issue("too-costly", f"request body is larger than {self.max_bytes} bytes")
+        await _send_outcome(send, 413, outcome)
+
+
+class AuditMiddleware:
+    """Write the audit record of a guarded request that wrote none with its data (reads,
+    refusals, failures) before its answer leaves: no access goes unrecorded."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def close(status: int) -> None:
+            entry = scope.get("infusion.audit")
+            runtime: Runtime | None = getattr(scope["app"].state, "runtime", None)
+            if isinstance(entry, AuditEntry) and runtime is not None:
+                await close_request(runtime, entry, status)
+
+        async def audited_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                await close(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, audited_send)
+        except Exception:
+            if not started:
+                await close(500)
+            raise
+
+
+JSON_TYPES = (b"application/json", b"application/fhir+json")
+
+
+class JsonBodyMiddleware:
+    """A request body must be JSON (``application/json`` or ``application/fhir+json``):
+    anything else gets 415, so that a plain HTML form elsewhere cannot post here. The
+    clinician pages (``/ui``) post only their own forms, each with a CSRF token."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] in ("POST", "PUT", "PATCH")
+            and not scope["path"].startswith("/ui/")
+        ):
+            headers = dict(scope.get("headers", []))
+            has_body = headers.get(b"content-length", b"0") != b"0" or (
+                b"transfer-encoding" in headers
+            )
+            media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            if has_body and media not in JSON_TYPES:
+                await _send_outcome(
+                    send,
+                    415,
+                    single_issue(
+                        "not-supported",
+                        "request bodies must be application/fhir+json or application/json",
+                    ),
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+async def _send_outcome(send: Send, status: int, outcome: dict[str, object]) -> None:
+    body = orjson.dumps(outcome)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/fhir+json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

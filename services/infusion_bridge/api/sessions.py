@@ -5,15 +5,33 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Depends, Query
 from pydantic import BaseModel
 
+from ..access import Access, guard, need
 from ..domain.sessions import SessionEvent
 from ..read_models import SessionPage, SessionView
 from ..usecases import records, sessions
 from .deps import RuntimeDep
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
+STAFF = ("nurse", "clinician")
+Opening = Annotated[
+    Access,
+    Depends(
+        guard(need("Session", "c", contexts=("user",), roles=("nurse",)), interaction="create")
+    ),
+]
+Charting = Annotated[
+    Access,
+    Depends(
+        guard(need("Session", "u", contexts=("user",), roles=("nurse",)), interaction="update")
+    ),
+]
+Reading = Annotated[Access, Depends(guard(need("Session", "r", roles=STAFF), interaction="read"))]
+Listing = Annotated[
+    Access, Depends(guard(need("Session", "rs", roles=STAFF), interaction="search"))
+]
 
 
 class NewSession(BaseModel):
@@ -28,26 +46,29 @@ def as_utc(value: datetime | None) -> datetime | None:
 
 
 @router.post("", status_code=201, response_model=SessionView)
-async def create_session(body: NewSession, rt: RuntimeDep) -> Any:
+async def create_session(body: NewSession, rt: RuntimeDep, _: Opening) -> Any:
     """Open a scheduled session for a cached, active infusion order."""
     return await sessions.open_session(rt, body.order_id)
 
 
 @router.post("/{session_id}/events", status_code=201, response_model=SessionView)
-async def add_event(session_id: str, event: Annotated[SessionEvent, Body()], rt: RuntimeDep) -> Any:
+async def add_event(
+    session_id: str, event: Annotated[SessionEvent, Body()], rt: RuntimeDep, _: Charting
+) -> Any:
     """Record one event (``type`` says which); 409 if the session's state does not allow it."""
     return await sessions.record_event(rt, session_id, event)
 
 
 @router.get("/{session_id}", response_model=SessionView)
-async def read_session(session_id: str, rt: RuntimeDep) -> Any:
+async def read_session(session_id: str, rt: RuntimeDep, access: Reading) -> Any:
     """The session, its timeline, and the status of its write-back to the EHR."""
-    return await sessions.read_session(rt, session_id)
+    return await sessions.read_session(rt, session_id, access.compartment)
 
 
 @router.get("", response_model=SessionPage)
 async def read_sessions(
     rt: RuntimeDep,
+    access: Listing,
     patient: Annotated[str | None, Query(description="Patient reference or id")] = None,
     state: Annotated[str | None, Query(description="Session state, e.g. discharged")] = None,
     drug: Annotated[str | None, Query(description="Catalog key, e.g. ocrelizumab")] = None,
@@ -60,4 +81,4 @@ async def read_sessions(
     filters = records.SessionFilters(
         patient, state, drug, as_utc(since), as_utc(until), offset, limit
     )
-    return await records.session_page(rt, filters)
+    return await records.session_page(rt, filters, access.compartment)

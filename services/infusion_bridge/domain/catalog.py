@@ -1,7 +1,9 @@
-"""The drug catalog (``contracts/drug-catalog.json``): which drugs the service recognises.
+"""The drug catalog (``contracts/drug-catalog.json``): which drugs the service recognises, and
+the label facts the rules need (regimen, premedication, rate protocols, gates, billing).
 
-Every RxNorm code of one ingredient (IN, SCD, SBD, BN...) maps to one :class:`DrugEntry`, so a
-cached order matches on the ingredient whichever code the EHR sent.
+Every RxNorm code of one ingredient (IN, SCD, SBD, BN...) and every NDC package code maps to
+one :class:`DrugEntry`, so a cached order matches on the ingredient whichever code the EHR
+sent. Codes marked unverified never match (a placeholder must not let an order in).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ DEFAULT_CATALOG_PATH = Path(__file__).resolve().parents[3] / "contracts" / "drug
 
 CatalogClass = Literal["infusion", "premedication", "both"]
 Role = Literal["infusion", "premedication"]
+Gate = Literal["touch-checklist", "lvef"]
+"""Drug-specific safety gates before infusion start (premedication and rate gates follow from
+``premedications_required`` and ``rate_protocols``)."""
 
 
 class _Frozen(BaseModel):
@@ -35,6 +40,20 @@ class RxNormCode(_Frozen):
     verified: bool = True
     """False when the code could not be confirmed against a public source."""
     source: str | None = None
+
+
+class NdcCode(_Frozen):
+    """One NDC package code (system ``http://hl7.org/fhir/sid/ndc``), 10- or 11-digit form."""
+
+    code: str
+    display: str | None = None
+    verified: bool = True
+    source: str | None = None
+
+
+def ndc_key(code: str) -> str:
+    """An NDC as compared: the digits only (hyphens and spaces dropped)."""
+    return "".join(ch for ch in code if ch.isdigit())
 
 
 class DoseAmount(_Frozen):
@@ -57,6 +76,66 @@ class InitialDoses(_Frozen):
     count: int = Field(ge=2)
     weeks_apart: float = Field(gt=0)
     note: str | None = None
+    doses: tuple[float, ...] = ()
+    """The loading doses in the drug's first dose unit (ocrelizumab: 300, 300)."""
+
+
+class MinutesWindow(_Frozen):
+    min: float = Field(ge=0)
+    max: float = Field(ge=0)
+
+
+class PremedicationOption(_Frozen):
+    drug: str
+    """Catalog key of a drug that satisfies the requirement."""
+    dose: DoseRange
+
+
+class PremedicationRequirement(_Frozen):
+    """A premedication the label requires before the infusion starts."""
+
+    name: str
+    """What kind of drug, e.g. ``corticosteroid``."""
+    options: tuple[PremedicationOption, ...] = Field(min_length=1)
+    minutes_before: MinutesWindow
+    """How long before infusion start it must have been given."""
+    course_days: tuple[int, ...] = ()
+    """Only on these days of a course (alemtuzumab: 1, 2, 3); empty = every infusion."""
+
+
+class RateStep(_Frozen):
+    from_minute: float = Field(ge=0)
+    """Minutes of infusion (pauses excluded) from which this step's rate is allowed."""
+    max_ml_per_h: float = Field(gt=0)
+
+
+class RateProtocol(_Frozen):
+    """The label's step-up schedule for one dose."""
+
+    name: str
+    dose: DoseAmount
+    steps: tuple[RateStep, ...] = Field(min_length=1)
+    no_prior_serious_reaction: bool = False
+    """Allowed only when no serious infusion reaction happened before."""
+
+    def max_rate(self, minutes: float) -> float:
+        """The highest rate allowed after ``minutes`` of infusion."""
+        allowed = self.steps[0].max_ml_per_h
+        for step in self.steps:
+            if minutes >= step.from_minute:
+                allowed = step.max_ml_per_h
+        return allowed
+
+
+class Billing(_Frozen):
+    """The drug's HCPCS code and what one unit of it is (``per`` 1 mg, 5 mg...)."""
+
+    hcpcs: str
+    per: DoseAmount
+    verified: bool = False
+    administration: Literal["complex", "therapeutic"] = "complex"
+    """CPT family: complex biologic (96413/96415) or therapeutic infusion (96365/96366)."""
+    source: str | None = None
 
 
 class DrugEntry(_Frozen):
@@ -79,7 +158,15 @@ class DrugEntry(_Frozen):
     observation_minutes: int = 0
     """Post-infusion observation time."""
     observation_note: str | None = None
+    observation_through_infusion: int | None = None
+    """``observation_minutes`` apply only up to this infusion number (natalizumab: 12)."""
     lifetime_max: DoseAmount | None = None
+    ndc: tuple[NdcCode, ...] = ()
+    maintenance_dose: DoseAmount | None = None
+    premedications_required: tuple[PremedicationRequirement, ...] = ()
+    rate_protocols: tuple[RateProtocol, ...] = ()
+    gates: tuple[Gate, ...] = ()
+    billing: Billing | None = None
     notes: tuple[str, ...] = ()
     sources: dict[str, str] = Field(default_factory=dict)
     """Where each fact comes from (fact name -> source)."""
@@ -92,6 +179,14 @@ class DrugEntry(_Frozen):
     def codes(self) -> frozenset[str]:
         return frozenset(c.code for c in self.rxnorm)
 
+    def observation_minutes_for(self, infusion_number: int | None) -> int:
+        """Post-infusion observation for the patient's ``infusion_number``-th infusion of the
+        drug (unknown number: the label's longest requirement)."""
+        limit = self.observation_through_infusion
+        if limit is not None and infusion_number is not None and infusion_number > limit:
+            return 0
+        return self.observation_minutes
+
     def role_for(self, *, based_on_medication_request: bool) -> Role:
         """The order role of this drug: premedication-only drugs are always premedication;
         a drug that can be both (methylprednisolone) is a premedication when its order is
@@ -102,10 +197,15 @@ class DrugEntry(_Frozen):
             return "premedication"
         return "infusion"
 
-    def to_drug(self, rxnorm: str, role: Role) -> Drug:
-        """The domain :class:`Drug` for an order that carries ``rxnorm`` in the given role."""
+    def to_drug(
+        self, code: str, role: Role, *, system: Literal["rxnorm", "ndc"] = "rxnorm"
+    ) -> Drug:
+        """The domain :class:`Drug` for an order that carries ``code`` (an RxNorm code or an
+        NDC) in the given role."""
         drug_class: Role = role if self.drug_class == "both" else self.drug_class
-        return Drug(key=self.key, name=self.name, rxnorm=rxnorm, drug_class=drug_class)
+        if system == "ndc":
+            return Drug(key=self.key, name=self.name, ndc=code, drug_class=drug_class)
+        return Drug(key=self.key, name=self.name, rxnorm=code, drug_class=drug_class)
 
 
 class DrugCatalog(_Frozen):
@@ -116,6 +216,7 @@ class DrugCatalog(_Frozen):
     _by_code: dict[str, DrugEntry] = PrivateAttr(default_factory=dict)
     _by_key: dict[str, DrugEntry] = PrivateAttr(default_factory=dict)
     _codings: dict[str, RxNormCode] = PrivateAttr(default_factory=dict)
+    _by_ndc: dict[str, DrugEntry] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _unique(self) -> DrugCatalog:
@@ -129,18 +230,41 @@ class DrugCatalog(_Frozen):
                 if c.code in codes:
                     raise ValueError(f"RxNorm code {c.code} listed twice (drug {drug.key!r})")
                 codes.add(c.code)
+        ndcs: set[str] = set()
+        for drug in self.drugs:
+            for n in drug.ndc:
+                if ndc_key(n.code) in ndcs:
+                    raise ValueError(f"NDC {n.code} listed twice (drug {drug.key!r})")
+                ndcs.add(ndc_key(n.code))
+        for drug in self.drugs:
+            for req in drug.premedications_required:
+                for option in req.options:
+                    if option.drug not in keys:
+                        raise ValueError(f"{drug.key}: premedication {option.drug!r} is unknown")
         return self
 
     def model_post_init(self, _context: object) -> None:
         for drug in self.drugs:
             self._by_key[drug.key] = drug
             for c in drug.rxnorm:
-                self._by_code[c.code] = drug
+                if c.verified:
+                    self._by_code[c.code] = drug
                 self._codings[c.code] = c
+            for n in drug.ndc:
+                if n.verified:
+                    self._by_ndc[ndc_key(n.code)] = drug
 
     def by_rxnorm(self, code: str) -> DrugEntry | None:
-        """The drug an RxNorm code (ingredient or product) belongs to."""
+        """The drug a verified RxNorm code (ingredient or product) belongs to."""
         return self._by_code.get(code)
+
+    def by_ndc(self, code: str) -> DrugEntry | None:
+        """The drug a verified NDC belongs to (10- or 11-digit, with or without hyphens)."""
+        return self._by_ndc.get(ndc_key(code))
+
+    def by_code(self, code: str) -> DrugEntry | None:
+        """A drug by catalog key, verified RxNorm code or NDC (how nurses may name one)."""
+        return self.by_key(code) or self.by_rxnorm(code) or self.by_ndc(code)
 
     def by_key(self, key: str) -> DrugEntry | None:
         return self._by_key.get(key)

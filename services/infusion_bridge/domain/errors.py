@@ -9,6 +9,8 @@ They never carry an HTTP status; the HTTP edge (``api/errors.py``) maps each cla
     ├── Conflict           conflict        not allowed in the current state
     ├── PreconditionFailed duplicate       a condition matched more than one resource
     ├── Unavailable        transient       a dependency (the EHR) cannot answer now
+    ├── Unauthenticated    login           no valid credential
+    ├── Forbidden          forbidden       signed in, but a scope or role is missing
     └── TransactionRefused (per entry)     a transaction Bundle refused as a whole
 """
 
@@ -84,6 +86,23 @@ class PreconditionFailed(DomainError):
 
 class Unavailable(DomainError):
     code = "transient"
+
+
+class Unauthenticated(DomainError):
+    """No valid credential: the caller must sign in (again)."""
+
+    code = "login"
+
+    def __init__(self, message: str, *, bearer_error: str | None = None) -> None:
+        super().__init__(message)
+        self.bearer_error = bearer_error
+        """OAuth bearer error code (``invalid_token``) when a token was sent and refused."""
+
+
+class Forbidden(DomainError):
+    """Signed in, but without the scope or role this needs."""
+
+    code = "forbidden"
 
 
 class TransactionRefused(DomainError):

@@ -97,11 +97,21 @@ def _check_drug(
 ) -> list[RuleViolation]:
     """The drug's code, class and the order's role agree with the catalog."""
     violations: list[RuleViolation] = []
-    if catalog.by_rxnorm(order.drug.rxnorm) is not entry:
+    drug = order.drug
+    if drug.ndc is not None:
+        if catalog.by_ndc(drug.ndc) is not entry:
+            violations.append(
+                RuleViolation(
+                    "code-invalid",
+                    f"NDC {drug.ndc} is not a verified code of {entry.name} in the catalog",
+                    "drug.ndc",
+                )
+            )
+    elif drug.rxnorm is None or catalog.by_rxnorm(drug.rxnorm) is not entry:
         violations.append(
             RuleViolation(
                 "code-invalid",
-                f"RxNorm code {order.drug.rxnorm} is not a code of {entry.name} in the catalog",
+                f"RxNorm code {drug.rxnorm} is not a verified code of {entry.name} in the catalog",
                 "drug.rxnorm",
             )
         )

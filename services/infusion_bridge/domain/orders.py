@@ -84,8 +84,10 @@ class Drug(_Frozen):
     key: str
     """Catalog key, e.g. ``ocrelizumab``; all codes of one ingredient share it."""
     name: str
-    rxnorm: str
+    rxnorm: str | None = None
     """The RxNorm code the EHR sent (ingredient, clinical or branded drug)."""
+    ndc: str | None = None
+    """The NDC the EHR sent, when the drug was recognised by NDC instead."""
     drug_class: Literal["infusion", "premedication"]
 
 

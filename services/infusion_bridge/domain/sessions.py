@@ -5,12 +5,15 @@
     also: stopped (early, with reason and dose given), not-done (with reason), cancelled
 
 Premedication may also be given after the IV is placed; vitals can be taken from check-in
-on; reactions from the infusion start on (also during observation). Pure: no I/O, no clock.
+on; reactions from the infusion start on (also during observation). The TOUCH checklist
+(natalizumab) is recorded after check-in, before the infusion starts; a gate override (a
+safety gate passed on purpose, with who and why) from check-in until the infusion ends; neither
+changes the state. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -181,6 +184,48 @@ class Stop(_Event):
     volume_ml: float | None = Field(default=None, ge=0, le=5000)
 
 
+class TouchChecklist(_Event):
+    """The TOUCH Pre-infusion Patient Checklist (natalizumab REMS), before every infusion."""
+
+    type: Literal["touch-checklist"] = "touch-checklist"
+    authorized: bool = Field(
+        description="the patient is currently 'Authorized' to receive natalizumab (TOUCH On-Line)"
+    )
+    authorization_date: date | None = Field(
+        default=None, description="date of the current authorization (reauthorized every 6 months)"
+    )
+    new_or_worsening_symptoms: bool = Field(
+        description="new or worsening medical problems over the past month lasting several days"
+    )
+    immunocompromising_condition: bool = Field(
+        description="a condition that weakens the immune system (HIV/AIDS, leukaemia, transplant)"
+    )
+    immunosuppressant_medicines: bool = Field(
+        description="medicines that weaken the immune system in the past month"
+    )
+
+    @property
+    def passed(self) -> bool:
+        """Authorized and every answer 'no': the patient may be infused."""
+        return self.authorized and not (
+            self.new_or_worsening_symptoms
+            or self.immunocompromising_condition
+            or self.immunosuppressant_medicines
+        )
+
+
+GateName = Literal["touch-checklist", "premedication", "rate", "lvef"]
+
+
+class GateOverride(_Event):
+    """A safety gate passed on purpose: who decided (``by``) and why (kept, written back)."""
+
+    type: Literal["gate-override"] = "gate-override"
+    gate: GateName
+    reason: str = Field(min_length=1, max_length=500)
+    by: str = Field(min_length=1, max_length=200, description="who takes the decision")
+
+
 class NotDone(_Event):
     type: Literal["not-done"] = "not-done"
     reason: str = Field(min_length=1, max_length=500)
@@ -205,6 +250,8 @@ SessionEvent = Annotated[
     | ObservationStart
     | Discharge
     | Stop
+    | TouchChecklist
+    | GateOverride
     | NotDone
     | Cancel,
     Field(discriminator="type"),
@@ -241,6 +288,10 @@ TRANSITIONS: dict[str, dict[SessionState, SessionState]] = {
     "observation-start": {S.INFUSION_ENDED: S.OBSERVING},
     "discharge": {S.INFUSION_ENDED: S.DISCHARGED, S.OBSERVING: S.DISCHARGED},
     "stop": {S.INFUSING: S.STOPPED, S.PAUSED: S.STOPPED},
+    "touch-checklist": {s: s for s in (S.CHECKED_IN, S.PREMEDICATED, S.IV_PLACED)},
+    "gate-override": {
+        s: s for s in (S.CHECKED_IN, S.PREMEDICATED, S.IV_PLACED, S.INFUSING, S.PAUSED)
+    },
     "not-done": {s: S.NOT_DONE for s in _BEFORE_INFUSION},
     "cancel": {S.SCHEDULED: S.CANCELLED, S.CHECKED_IN: S.CANCELLED},
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,9 @@ from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine
+
+from ..clock import utcnow
+from . import audit
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -87,12 +90,14 @@ def write_transaction(engine: Engine) -> Iterator[Session]:
     (:func:`lock_keys`).
     """
     if engine.dialect.name != "sqlite":
-        with transaction(engine) as db:
+        with _audited(transaction(engine)) as db:
             yield db
         return
     with _write_locks_guard:
         lock = _write_locks.setdefault(id(engine), threading.Lock())
-    with lock, transaction(engine) as db:
+    with lock, _audited(transaction(engine)) as db:
+        # The audit record (see _audited) is inserted on this same connection before the
+        # commit, so it is part of the IMMEDIATE transaction like every other write.
         db.connection().exec_driver_sql("BEGIN IMMEDIATE")
         yield db
 
@@ -128,6 +133,19 @@ def lock_keys(db: Session, namespace: int, keys: Iterable[int]) -> None:
     conn.execute(text("SELECT pg_advisory_xact_lock_shared(:ns, 0)"), {"ns": namespace})
     for key in fine:
         conn.execute(text("SELECT pg_advisory_xact_lock(:ns, :key)"), {"ns": namespace, "key": key})
+
+
+@contextmanager
+def _audited(unit: AbstractContextManager[Session]) -> Iterator[Session]:
+    """A write made for a request carries that request's audit record in the same
+    transaction (the first write of the request does; later ones need not)."""
+    entry = audit.current()
+    with unit as db:
+        yield db
+        if entry is not None and not entry.persisted:
+            audit.insert(db, entry, status=None, now=utcnow())
+    if entry is not None:
+        entry.persisted = True  # committed
 
 
 def insert_ignore(db: Session, table: type[SQLModel]) -> Any:

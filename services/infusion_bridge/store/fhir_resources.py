@@ -40,9 +40,12 @@ def store_resources(
         db.execute(insert_ignore(db, FhirResourceRow), rows)  # executemany
 
 
-def get_resource(db: Session, resource_type: str, resource_id: str) -> Json | None:
+def get_resource(db: Session, resource_type: str, resource_id: str) -> tuple[str, Json] | None:
+    """The resource and the patient it belongs to."""
     row = db.get(FhirResourceRow, resource_id)
-    return row.resource_json if row is not None and row.resource_type == resource_type else None
+    if row is None or row.resource_type != resource_type:
+        return None
+    return row.patient, row.resource_json
 
 
 def search_resources(

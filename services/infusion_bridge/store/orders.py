@@ -194,10 +194,22 @@ def list_orders(
     return total, [record_of(r) for r in rows]
 
 
+CLOSED_STATUSES = ("cancelled", "completed", "stopped", "entered-in-error")
+"""Orders of an earlier cycle (or withdrawn) that a session must not link to."""
+
+
 def linked_orders(db: Session, row: OrderRecord) -> list[OrderRecord]:
-    """Orders linked to ``row``: premeds based on it, or sharing its groupIdentifier."""
+    """Orders linked to ``row``: premeds based on it, or sharing its groupIdentifier.
+
+    Only orders of the same patient that are still open: a ``groupIdentifier`` value is not
+    unique across patients, and cancelled or completed orders belong to earlier cycles.
+    """
     based = select(OrderLinkRow.order_id).where(OrderLinkRow.target_id == row.id)
-    query = select(OrderRow).where(OrderRow.id != row.id)
+    query = select(OrderRow).where(
+        OrderRow.id != row.id,
+        OrderRow.patient == row.patient,
+        col(OrderRow.status).not_in(CLOSED_STATUSES),
+    )
     if row.group_value:
         query = query.where(
             or_(
@@ -209,6 +221,21 @@ def linked_orders(db: Session, row: OrderRecord) -> list[OrderRecord]:
     else:
         query = query.where(col(OrderRow.id).in_(based))
     return [record_of(r) for r in db.exec(query.order_by(col(OrderRow.id))).all()]
+
+
+def active_infusion_orders(db: Session, patient: str) -> list[OrderRecord]:
+    """The patient's active infusion orders, newest first."""
+    rows = db.exec(
+        select(OrderRow)
+        .where(
+            OrderRow.patient == patient,
+            OrderRow.status == "active",
+            OrderRow.role == "infusion",
+            col(OrderRow.deleted).is_(False),
+        )
+        .order_by(col(OrderRow.received_at).desc(), col(OrderRow.id).desc())
+    ).all()
+    return [record_of(r) for r in rows]
 
 
 def body_surface_areas(db: Session, order_ids: set[str]) -> dict[str, float | None]:
@@ -243,7 +270,7 @@ def _fields(
         "status": order.status.value,
         "patient": order.patient,
         "drug_key": order.drug.key,
-        "rxnorm": order.drug.rxnorm,
+        "rxnorm": order.drug.rxnorm or order.drug.ndc or "",  # the code the EHR sent
         "role": order.role,
         "group_value": group,
         "group_key": text_key(group) if group is not None else None,

@@ -140,3 +140,82 @@ class FhirResourceRow(SQLModel, table=True):
     effective: datetime | None = None
     category: str | None = Field(default=None, max_length=64)
     resource_json: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class EhrRecordRow(SQLModel, table=True):
+    """A resource read from the EHR about a patient (an earlier administration, a body
+    measurement, the Patient), kept with its EHR id and version; ``record_json`` is the domain
+    record (``domain/ehr_records.py``)."""
+
+    __tablename__ = "ehr_records"
+    __table_args__ = (Index("ix_ehr_records_patient_kind", "patient", "kind"),)
+
+    key: str = Field(primary_key=True, max_length=128)
+    """``<resourceType>/<id>`` at the EHR."""
+    patient: str = Field(sa_column=Column(Text, nullable=False))
+    kind: str = Field(max_length=16)
+    """administration | weight | height | bsa | lvef | patient"""
+    version_id: str | None = Field(default=None, max_length=64)
+    effective: datetime | None = None
+    fetched_at: datetime
+    record_json: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class AuditRow(SQLModel, table=True):
+    """One access to patient data (or an attempt): append-only, never updated or deleted.
+
+    Written in the same transaction as the data a request writes; the database refuses
+    UPDATE and DELETE on this table (triggers, migration 0005).
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_patient_recorded", "patient", "recorded"),
+        Index("ix_audit_subject_recorded", "subject", "recorded"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    recorded: datetime = Field(index=True)
+    action: str = Field(max_length=1)
+    """C, R, U, D or E (FHIR audit-event-action)."""
+    interaction: str = Field(max_length=16)
+    """read, search, create, update, delete, execute (FHIR restful-interaction)."""
+    outcome: str = Field(max_length=2)
+    """0 success, 4 minor failure (refused), 8 serious failure (server error)."""
+    status: int | None = None
+    """The HTTP status answered; None when written with the data it describes (success)."""
+    subject: str | None = Field(default=None, max_length=256)
+    who: str | None = Field(default=None, max_length=256)
+    client_id: str | None = Field(default=None, max_length=256)
+    roles: str = ""
+    resource_type: str | None = Field(default=None, max_length=64)
+    patient: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    entities: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    method: str = Field(max_length=8)
+    route: str = Field(max_length=256)
+    request_id: str = Field(max_length=64)
+    source: str | None = Field(default=None, max_length=64)
+    reason: str | None = None
+    """Why it was refused (a missing scope or role, a bad token), never PHI."""
+
+
+class WebSessionRow(SQLModel, table=True):
+    """A browser's sign-in to the clinician pages (server-side; the cookie holds only a
+    random token whose SHA-256 is the key). Pending until the identity provider answers."""
+
+    __tablename__ = "web_sessions"
+
+    id: str = Field(primary_key=True, max_length=64)
+    """SHA-256 (hex) of the cookie's token: a stolen database does not yield live cookies."""
+    created_at: datetime
+    expires_at: datetime = Field(index=True)
+    state: str = Field(max_length=16)
+    """pending | active | ended"""
+    oauth_state: str | None = Field(default=None, max_length=128)
+    code_verifier: str | None = Field(default=None, max_length=128)
+    next_url: str = Field(default="/ui/sessions", max_length=512)
+    claims: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """The verified access token's claims (who, roles, scopes) once signed in."""
+    id_token: str | None = None
+    """The provider's ID token, sent back as the hint when signing out there too."""
+    csrf_token: str = Field(max_length=64)

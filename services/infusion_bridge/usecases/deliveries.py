@@ -8,7 +8,7 @@ from ..clock import utcnow
 from ..domain.errors import NotFound
 from ..read_models import DeliveryView
 from ..runtime import Runtime
-from ..store import outbox
+from ..store import audit, outbox
 from ..store.db import transaction, write_transaction
 
 DeliveryStatus = outbox.DeliveryStatus
@@ -33,6 +33,7 @@ async def retry_delivery(rt: Runtime, delivery_id: int) -> DeliveryView:
 
     def work() -> DeliveryView | None:
         with write_transaction(rt.engine) as db:
+            audit.note("Delivery", str(delivery_id), None)
             return outbox.requeue(db, delivery_id, now=utcnow())
 
     view = await run_sync(work)

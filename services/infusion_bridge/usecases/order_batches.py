@@ -25,6 +25,7 @@ from ..clock import utcnow
 from ..domain.errors import DomainError, Invalid, NotFound, TransactionRefused
 from ..read_models import OrderRecord
 from ..runtime import Runtime
+from ..store import audit
 from ..store.db import transaction, write_transaction
 from ..store.orders import Applied, get_order, mark_deleted
 from .order_intake import (
@@ -96,6 +97,8 @@ async def accept_order_bundle(rt: Runtime, bundle: Json) -> tuple[str, list[Batc
             for entry in entries:
                 if entry.error is None:
                     _apply(db, entry, now)
+                if entry.record is not None:
+                    audit.note("MedicationRequest", entry.record.id, entry.record.patient)
             _refuse_if_failed(transaction_, entries)  # found while writing: rolls back
 
     await run_sync(write)

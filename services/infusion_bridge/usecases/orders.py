@@ -14,6 +14,7 @@ from ..domain.errors import Gone, NotFound
 from ..domain.orders import patient_reference
 from ..read_models import OrderPage, OrderRecord, OrderView
 from ..runtime import Runtime
+from ..store import audit
 from ..store import orders as store
 from ..store.db import transaction, write_transaction
 from .order_intake import (
@@ -54,13 +55,18 @@ async def accept_order(
             raise refusal(exc) from exc
         with write_transaction(rt.engine) as db:
             claim_orders(db, [prepared], conditions=[condition] if condition else [])
-            if condition is not None:
-                existing = find_existing(db, condition)
-                if existing is not None:
-                    return ApplyResult(Applied.MATCHED, existing)
-            return store_order(db, prepared, source=source, now=utcnow())
+            existing = find_existing(db, condition) if condition is not None else None
+            if existing is not None:
+                result = ApplyResult(Applied.MATCHED, existing)
+            else:
+                result = store_order(db, prepared, source=source, now=utcnow())
+            audit.note("MedicationRequest", result.record.id, result.record.patient)
+            return result
 
-    return await run_sync(work)
+    result = await run_sync(work)
+    if result.outcome in (Applied.CREATED, Applied.UPDATED) and result.record.role == "infusion":
+        rt.request_history_pull(result.record.patient)
+    return result
 
 
 async def delete_order(rt: Runtime, order_id: str) -> None:
@@ -69,17 +75,26 @@ async def delete_order(rt: Runtime, order_id: str) -> None:
     def work() -> None:
         with write_transaction(rt.engine) as db:
             store.lock_orders(db, order_ids=[order_id])
-            store.mark_deleted(db, order_id, version_id=None, now=utcnow())
+            deleted = store.mark_deleted(db, order_id, version_id=None, now=utcnow())
+            audit.note("MedicationRequest", order_id, deleted.patient if deleted else None)
 
     await run_sync(work)
 
 
-async def read_order(rt: Runtime, order_id: str) -> OrderRecord:
+def visible(record: OrderRecord | None, compartment: str | None) -> OrderRecord | None:
+    """The order if the caller may see it: limited to one patient, others do not exist."""
+    if record is None or (compartment is not None and record.patient != compartment):
+        return None
+    audit.note("MedicationRequest", record.id, record.patient)
+    return record
+
+
+async def read_order(rt: Runtime, order_id: str, compartment: str | None = None) -> OrderRecord:
     """The cached order (its resource as received); ``Gone`` once deleted."""
 
     def load() -> OrderRecord | None:
         with transaction(rt.engine) as db:
-            return store.get_order(db, order_id)
+            return visible(store.get_order(db, order_id), compartment)
 
     record = await run_sync(load)
     if record is None:
@@ -99,9 +114,13 @@ class OrderFilters:
     limit: int = 50
 
 
-async def list_orders(rt: Runtime, f: OrderFilters) -> OrderPage:
-    """Cached orders, newest first."""
+async def list_orders(rt: Runtime, f: OrderFilters, compartment: str | None = None) -> OrderPage:
+    """Cached orders, newest first (only the compartment's patient's, if limited to one)."""
     patient = patient_reference(f.patient) if f.patient else None
+    if compartment is not None:
+        if patient not in (None, compartment):
+            return OrderPage(total=0, offset=f.offset, limit=f.limit, items=[])
+        patient = compartment
 
     def load() -> OrderPage:
         with transaction(rt.engine) as db:
@@ -114,19 +133,18 @@ async def list_orders(rt: Runtime, f: OrderFilters) -> OrderPage:
                 offset=f.offset,
                 limit=f.limit,
             )
-        return OrderPage(
-            total=total, offset=f.offset, limit=f.limit, items=[OrderView.of(r) for r in records]
-        )
+        items = [OrderView.of(r) for r in records if visible(r, compartment)]
+        return OrderPage(total=total, offset=f.offset, limit=f.limit, items=items)
 
     return await run_sync(load)
 
 
-async def order_view(rt: Runtime, order_id: str) -> OrderView:
+async def order_view(rt: Runtime, order_id: str, compartment: str | None = None) -> OrderView:
     """One cached order with its linked premedication (or infusion) orders."""
 
     def load() -> OrderView | None:
         with transaction(rt.engine) as db:
-            record = store.get_order(db, order_id)
+            record = visible(store.get_order(db, order_id), compartment)
             if record is None:
                 return None
             return OrderView.of(record, store.linked_orders(db, record))

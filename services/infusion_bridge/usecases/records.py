@@ -10,23 +10,27 @@ from typing import Any
 
 from anyio.to_thread import run_sync
 
+from ..domain.ehr_records import EhrHistory, MeasurementKind, body_surface_area, latest
 from ..domain.errors import NotFound
-from ..domain.history import Dose, patient_history, with_mg_per_m2
+from ..domain.history import Dose, OrderTiming, patient_history, with_mg_per_m2
 from ..domain.orders import patient_reference
 from ..read_models import (
     InfusionHistory,
+    OrderRecord,
     SearchPage,
     SessionListing,
     SessionPage,
     SessionRecord,
     SessionSummary,
+    patient_details,
 )
 from ..runtime import Runtime
-from ..store import outbox
+from ..store import audit, outbox
 from ..store.db import transaction
+from ..store.ehr_records import ehr_history_for
 from ..store.fhir_resources import get_resource, search_resources, session_resources
 from ..store.infusion_sessions import get_infusion_session, list_sessions
-from ..store.orders import body_surface_areas
+from ..store.orders import active_infusion_orders, body_surface_areas
 
 Json = dict[str, Any]
 
@@ -42,9 +46,21 @@ class SessionFilters:
     limit: int = 50
 
 
-async def session_listing(rt: Runtime, f: SessionFilters) -> SessionListing:
+def limit_to(patient: str | None, compartment: str | None) -> tuple[str | None, bool]:
+    """The patient a query may cover: the asked one, or the caller's only one; and whether
+    the query can find anything at all (asking for another patient finds nothing)."""
+    if compartment is None:
+        return patient, True
+    return compartment, patient in (None, compartment)
+
+
+async def session_listing(
+    rt: Runtime, f: SessionFilters, compartment: str | None = None
+) -> SessionListing:
     """Sessions matching the filters, newest first, with their delivery statuses."""
-    patient = patient_reference(f.patient) if f.patient else None
+    patient, possible = limit_to(patient_reference(f.patient) if f.patient else None, compartment)
+    if not possible:
+        return SessionListing(0, [], {})
 
     def load() -> SessionListing:
         with transaction(rt.engine) as db:
@@ -59,14 +75,18 @@ async def session_listing(rt: Runtime, f: SessionFilters) -> SessionListing:
                 limit=f.limit,
             )
             statuses = outbox.statuses_by_session(db, [r.id for r in records])
+        for r in records:
+            audit.note("Session", r.id, r.patient)
         return SessionListing(total, records, statuses)
 
     return await run_sync(load)
 
 
-async def session_page(rt: Runtime, f: SessionFilters) -> SessionPage:
+async def session_page(
+    rt: Runtime, f: SessionFilters, compartment: str | None = None
+) -> SessionPage:
     """The JSON page of :func:`session_listing`."""
-    listing = await session_listing(rt, f)
+    listing = await session_listing(rt, f, compartment)
     return SessionPage(
         total=listing.total,
         offset=f.offset,
@@ -75,30 +95,82 @@ async def session_page(rt: Runtime, f: SessionFilters) -> SessionPage:
     )
 
 
-async def infusion_history(rt: Runtime, patient_id: str) -> InfusionHistory:
-    """Every session of the patient (newest first), total dose per drug, the mitoxantrone
-    cumulative dose in mg/m2, and the next due date per drug with the rule behind it."""
+async def infusion_history(
+    rt: Runtime, patient_id: str, compartment: str | None = None
+) -> InfusionHistory:
+    """Every session of the patient (newest first), total dose per drug (charted here and read
+    from the EHR), the mitoxantrone cumulative dose in mg/m2, and the next due date per drug
+    with the rule and the doses behind it."""
     patient = patient_reference(patient_id)
+    if compartment is not None and patient != compartment:
+        raise NotFound(f"{patient} is not known")
+    audit.note("Patient", patient.removeprefix("Patient/"), patient)
 
-    def load() -> tuple[list[SessionRecord], dict[str, float | None], dict[str, list[str]]]:
+    def load() -> _HistoryInputs:
         with transaction(rt.engine) as db:
             _, records = list_sessions(db, patient=patient, limit=None)
-            bsa = body_surface_areas(db, {r.order_id for r in records})
-            return records, bsa, outbox.statuses_by_session(db, [r.id for r in records])
+            return _HistoryInputs(
+                records=records,
+                bsa=body_surface_areas(db, {r.order_id for r in records}),
+                statuses=outbox.statuses_by_session(db, [r.id for r in records]),
+                ehr=ehr_history_for(db, patient),
+                orders=active_infusion_orders(db, patient),
+            )
 
-    records, bsa, statuses = await run_sync(load)
+    data = await run_sync(load)
     sessions_per_drug: dict[str, int] = defaultdict(int)
-    doses: dict[str, list[Dose]] = defaultdict(list)
-    for r in records:
+    doses = all_doses(data.records, data.bsa, data.ehr)
+    for r in data.records:
         sessions_per_drug[r.drug_key] += 1
-        if r.given_at is not None and r.dose is not None:
-            dose = Dose(session_id=r.id, given_at=r.given_at, dose=r.dose)
-            doses[r.drug_key].append(with_mg_per_m2(dose, bsa.get(r.order_id)))
+    timings: dict[str, OrderTiming] = {}
+    for o in reversed(data.orders):  # newest last: it wins
+        if o.order.schedule is not None:
+            timings[o.drug_key] = OrderTiming(o.id, o.order.schedule)
+    details = patient_details(patient, data.ehr.details, data.orders)
+    kinds: tuple[MeasurementKind, ...] = ("weight", "height", "bsa", "lvef")
     return InfusionHistory(
         patient=patient,
-        sessions=[SessionSummary.of(r, statuses[r.id]) for r in records],
-        drugs=patient_history(sessions_per_drug, doses, rt.catalog),
+        patient_name=details.name,
+        patient_birth_date=details.birth_date,
+        sessions=[SessionSummary.of(r, data.statuses[r.id]) for r in data.records],
+        drugs=patient_history(sessions_per_drug, doses, rt.catalog, timings),
+        measurements=[m for k in kinds if (m := latest(data.ehr.measurements, k)) is not None],
     )
+
+
+@dataclass(frozen=True)
+class _HistoryInputs:
+    records: list[SessionRecord]
+    bsa: dict[str, float | None]
+    statuses: dict[str, list[str]]
+    ehr: EhrHistory
+    orders: list[OrderRecord]
+
+
+def all_doses(
+    records: list[SessionRecord], bsa: dict[str, float | None], ehr: EhrHistory
+) -> dict[str, list[Dose]]:
+    """Doses per drug: given in sessions charted here, and administered per the EHR (body
+    surface area from the order, else from the EHR's measurements on the day)."""
+    doses: dict[str, list[Dose]] = defaultdict(list)
+    for r in records:
+        if r.given_at is not None and r.dose is not None:
+            dose = Dose(session_id=r.id, given_at=r.given_at, dose=r.dose, order_id=r.order_id)
+            area = bsa.get(r.order_id) or body_surface_area(ehr.measurements, at=r.given_at)
+            doses[r.drug_key].append(with_mg_per_m2(dose, area))
+    for a in ehr.administrations:
+        if not a.counts_as_dose or a.dose is None:
+            continue
+        dose = Dose(
+            given_at=a.given_at,
+            dose=a.dose,
+            source="ehr",
+            ehr_reference=a.reference,
+            order_id=a.order_id,
+        )
+        area = body_surface_area(ehr.measurements, at=a.given_at)
+        doses[a.drug_key].append(with_mg_per_m2(dose, area))
+    return doses
 
 
 @dataclass(frozen=True)
@@ -114,26 +186,39 @@ class ResourceSearch:
     count: int = 50
 
 
-async def search(rt: Runtime, q: ResourceSearch) -> SearchPage:
+async def search(rt: Runtime, q: ResourceSearch, compartment: str | None = None) -> SearchPage:
+    patient, possible = limit_to(patient_reference(q.patient) if q.patient else None, compartment)
+    if not possible:
+        return SearchPage(0, [])
+
     def load() -> SearchPage:
         with transaction(rt.engine) as db:
-            return search_resources(
+            page = search_resources(
                 db,
                 q.resource_type,
-                patient=patient_reference(q.patient) if q.patient else None,
+                patient=patient,
                 category=q.category,
                 after=list(q.dates),
                 offset=q.offset,
                 limit=q.count,
             )
+        for r in page.resources:
+            audit.note(q.resource_type, r.get("id"), _patient_of(r))
+        return page
 
     return await run_sync(load)
 
 
-async def read_resource(rt: Runtime, resource_type: str, resource_id: str) -> Json:
+async def read_resource(
+    rt: Runtime, resource_type: str, resource_id: str, compartment: str | None = None
+) -> Json:
     def load() -> Json | None:
         with transaction(rt.engine) as db:
-            return get_resource(db, resource_type, resource_id)
+            found = get_resource(db, resource_type, resource_id)
+        if found is None or (compartment is not None and found[0] != compartment):
+            return None
+        audit.note(resource_type, resource_id, found[0])
+        return found[1]
 
     resource = await run_sync(load)
     if resource is None:
@@ -141,16 +226,28 @@ async def read_resource(rt: Runtime, resource_type: str, resource_id: str) -> Js
     return resource
 
 
-async def session_record(rt: Runtime, session_id: str) -> list[Json]:
+async def session_record(
+    rt: Runtime, session_id: str, compartment: str | None = None
+) -> list[Json]:
     """Every FHIR resource of a finished session (``NotFound`` while it is not finished)."""
 
     def load() -> list[Json]:
         with transaction(rt.engine) as db:
-            if get_infusion_session(db, session_id) is None:
+            found = get_infusion_session(db, session_id)
+            if found is None or (compartment is not None and found.patient != compartment):
                 raise NotFound(f"session {session_id} does not exist", "session_id")
+            audit.note("Session", session_id, found.patient)
             return session_resources(db, session_id)
 
     resources = await run_sync(load)
     if not resources:
         raise NotFound(f"session {session_id} is not finished: it has no FHIR record yet")
     return resources
+
+
+def _patient_of(resource: Json) -> str | None:
+    for key in ("subject", "patient"):
+        ref = resource.get(key)
+        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
+            return str(ref["reference"])
+    return None

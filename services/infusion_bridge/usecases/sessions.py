@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from fhir_mappings.local_resources import local_resources
 
 from ..clock import utcnow
+from ..domain.billing import SessionBilling, session_billing
 from ..domain.catalog import DrugCatalog
 from ..domain.errors import Conflict, DomainError, NotFound
 from ..domain.order_rules import check_dose_unit
@@ -26,10 +27,11 @@ from ..domain.sessions import (
     TransitionError,
     record,
 )
-from ..read_models import SessionRecord, SessionView
+from ..read_models import OrderRecord, SessionRecord, SessionView, patient_details
 from ..runtime import Runtime
-from ..store import outbox
+from ..store import audit, outbox
 from ..store.db import transaction, write_transaction
+from ..store.ehr_records import ehr_history_for
 from ..store.fhir_resources import session_resources, store_resources
 from ..store.infusion_sessions import (
     ConcurrentUpdate,
@@ -38,6 +40,7 @@ from ..store.infusion_sessions import (
     save_session,
 )
 from ..store.orders import get_order
+from .safety_gates import guard, observation_minutes
 from .writeback import build_writeback
 
 
@@ -65,6 +68,7 @@ def start_session(engine: Engine, order_id: str, *, now: datetime) -> SessionRec
             drug_key=order.drug.key,
             created_at=now,
         )
+        audit.note("Session", infusion.id, infusion.patient)
         return insert_session(db, infusion, now=now)
 
 
@@ -105,6 +109,7 @@ def append_event(
         if found is None or found.infusion is None:
             raise NotFound(f"session {session_id} does not exist", "session_id")
         current = found.infusion
+        audit.note("Session", session_id, current.patient)
         drug = catalog.by_key(current.drug_key)
         _check_drugs(event, current, catalog)
         try:
@@ -113,10 +118,11 @@ def append_event(
                 event,
                 event_id=uuid.uuid4().hex[:12],
                 now=now,
-                observation_minutes=drug.observation_minutes if drug else 0,
+                observation_minutes=observation_minutes(db, current, event, drug),
             )
         except TransitionError as exc:
             raise Conflict(str(exc), exc.element) from exc
+        guard(db, current, event, catalog)
         try:
             save_session(db, updated, expected_version=found.version, now=now)
         except ConcurrentUpdate as exc:
@@ -134,22 +140,40 @@ def append_event(
         return queued
 
 
-async def read_session(rt: Runtime, session_id: str) -> SessionView:
+async def read_session(rt: Runtime, session_id: str, compartment: str | None = None) -> SessionView:
     """The full record: timeline, order, deliveries, the administrations sent to the EHR."""
 
     def load() -> SessionView:
         with transaction(rt.engine) as db:
             found = get_infusion_session(db, session_id)
-            if found is None:
+            if found is None or (compartment is not None and found.patient != compartment):
                 raise NotFound(f"session {session_id} does not exist", "session_id")
+            audit.note("Session", session_id, found.patient)
+            order = get_order(db, found.order_id)
             return SessionView.of(
                 found,
                 outbox.deliveries_for(db, session_id),
-                order=get_order(db, found.order_id),
+                order=order,
                 administrations=session_resources(db, session_id, "MedicationAdministration"),
+                catalog=rt.catalog,
+                patient=patient_details(
+                    found.patient,
+                    ehr_history_for(db, found.patient).details,
+                    [order] if order is not None else [],
+                ),
+                billing=_billing(found, order, rt.catalog),
             )
 
     return await run_sync(load)
+
+
+def _billing(
+    found: SessionRecord, order: OrderRecord | None, catalog: DrugCatalog
+) -> SessionBilling | None:
+    if found.infusion is None or found.state not in {s.value for s in DELIVERED_STATES}:
+        return None
+    bsa = order.order.body_surface_area_m2 if order is not None else None
+    return session_billing(found.infusion, catalog.by_key(found.drug_key), bsa_m2=bsa)
 
 
 def _check_drugs(event: SessionEvent, current: InfusionSession, catalog: DrugCatalog) -> None:
@@ -157,7 +181,7 @@ def _check_drugs(event: SessionEvent, current: InfusionSession, catalog: DrugCat
     that fits the drug (the same rule as for orders)."""
     violation = None
     if isinstance(event, Premedication):
-        entry = catalog.by_key(event.drug) or catalog.by_rxnorm(event.drug)
+        entry = catalog.by_code(event.drug)
         if entry is None or entry.drug_class == "infusion":
             raise DomainError(f"{event.drug!r} is not a known premedication", "drug")
         violation = check_dose_unit(entry, event.dose.unit, "dose.unit")

@@ -119,7 +119,7 @@ def event_details(item: TimelineItem) -> str:
     e = item.event
     text = ""
     if isinstance(e, Premedication):
-        text = f"{e.drug} {quantity(e.dose)} {e.route}"
+        text = f"{item.drug_name or e.drug} {quantity(e.dose)} {e.route}"
     elif isinstance(e, IvInsertion):
         text = f"{e.gauge} G, {e.site}"
     elif isinstance(e, InfusionStart | RateChange):
@@ -148,8 +148,9 @@ def event_details(item: TimelineItem) -> str:
 
 
 def drug_display(catalog: DrugCatalog | None, key: str, *, brand: bool = True) -> str:
-    """``ocrelizumab`` -> ``Ocrelizumab (Ocrevus)``; unknown keys as they are."""
-    entry = catalog.by_key(key) if catalog is not None else None
+    """``ocrelizumab`` (or one of its RxNorm codes or NDCs) -> ``Ocrelizumab (Ocrevus)``;
+    unknown codes as they are."""
+    entry = catalog.by_code(key) if catalog is not None else None
     if entry is None:
         return key
     name = entry.name[:1].upper() + entry.name[1:]

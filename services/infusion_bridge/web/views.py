@@ -65,6 +65,8 @@ class SessionPageModel:
     markers: list[dict[str, Any]]
     chart: dict[str, Any]
     has_vitals: bool
+    patient_label: str
+    billing: dict[str, Any] | None
 
 
 def delivery_rows(deliveries: Sequence[DeliveryView], tz: tzinfo) -> list[dict[str, str]]:
@@ -192,7 +194,34 @@ def build_session_page(view: SessionView, catalog: DrugCatalog | None) -> Sessio
         markers=chart["markers"],
         chart=chart,
         has_vitals=bool(chart["vitals"]),
+        patient_label=patient_label(view),
+        billing=billing_rows(view, tz),
     )
+
+
+def patient_label(view: SessionView) -> str:
+    """``Jane Chair (born 1980-04-02)``, or the reference when the name is not known."""
+    if not view.patient_name:
+        return view.patient
+    born = f" (born {view.patient_birth_date.isoformat()})" if view.patient_birth_date else ""
+    return f"{view.patient_name}{born}"
+
+
+def billing_rows(view: SessionView, tz: tzinfo) -> dict[str, Any] | None:
+    b = view.billing
+    if b is None:
+        return None
+    units = f"{b.hcpcs} x {b.hcpcs_units}" if b.hcpcs and b.hcpcs_units is not None else "—"
+    return {
+        "start": as_aware(b.infusion_start).astimezone(tz).isoformat(),
+        "stop": as_aware(b.infusion_stop).astimezone(tz).isoformat(),
+        "minutes": str(b.infusion_minutes),
+        "paused": str(b.paused_minutes),
+        "drug": units + ("" if b.hcpcs_verified else " (code UNVERIFIED)"),
+        "mg": num(b.drug_mg),
+        "administration": ", ".join(f"{a.code} x {a.units}" for a in b.administration) or "IV push",
+        "note": b.note,
+    }
 
 
 # ---------------------------------------------------------------- the session list

@@ -5,9 +5,14 @@ varchar(128/256), which PostgreSQL enforced with a 500). Lookups by identifier v
 by groupIdentifier go through a SHA-256 key column, since a B-tree entry must stay under
 ~2.7 KB. ``order_identifiers`` keeps every identifier of every order (its key was
 system+value, so an identifier carried by a second order was silently dropped).
+The patient columns of ``ehr_records`` (0007) and ``audit_events`` (0005) become text too:
+a Patient reference up to 1,024 characters is accepted, and its audit record must fit.
+On SQLite, changing a column type rebuilds the table, which drops its triggers: the
+append-only guard of ``audit_events`` is created again (the rebuild copies the rows with
+INSERT and removes the old table with DROP TABLE, neither of which those triggers refuse).
 
-Revision ID: i11_text_columns_identifier_rows
-Revises: 0004
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-30
 """
 
@@ -17,10 +22,30 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "i11_text_columns_identifier_rows"
-down_revision: str | None = "0004"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+SQLITE_AUDIT_GUARD = [
+    "CREATE TRIGGER IF NOT EXISTS audit_events_no_update BEFORE UPDATE ON audit_events "
+    "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_events_no_delete BEFORE DELETE ON audit_events "
+    "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
+]
+"""The same statements as migration 0005."""
+
+
+def _patient_columns(old: sa.types.TypeEngine[str], new: sa.types.TypeEngine[str]) -> None:
+    for table, nullable in (("ehr_records", False), ("audit_events", True)):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.alter_column(
+                "patient", existing_type=old, type_=new, existing_nullable=nullable
+            )
+    if op.get_bind().dialect.name == "sqlite":
+        for statement in SQLITE_AUDIT_GUARD:
+            op.execute(statement)
 
 
 def _key(value: str) -> str:
@@ -98,9 +123,11 @@ def upgrade() -> None:
                 type_=sa.Text(),
                 existing_nullable=False,
             )
+    _patient_columns(sa.String(length=128), sa.Text())
 
 
 def downgrade() -> None:
+    _patient_columns(sa.Text(), sa.String(length=128))
     for table in ("sessions", "fhir_resources"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.alter_column(
