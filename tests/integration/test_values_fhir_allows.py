@@ -64,14 +64,18 @@ def _identifier_rows(c: TestClient) -> int:
 
 
 def test_long_identifier_group_and_patient_are_kept_and_matched(client: TestClient) -> None:
+    patient = {"reference": f"https://ehr.example.org/{'b' * 900}/fhir/Patient/pat-1"}
     body = medication_request(
         identifier=[{"system": f"urn:{LONG}", "value": LONG}],
         groupIdentifier={"system": f"urn:{LONG}", "value": LONG},
-        subject={"reference": f"https://ehr.example.org/{'b' * 900}/fhir/Patient/pat-1"},
+        subject=patient,
     )
     created = client.put("/fhir/MedicationRequest/long-1", json=body, headers=FHIR)
     assert created.status_code == 201, created.text
-    sibling = medication_request(groupIdentifier={"system": f"urn:{LONG}", "value": LONG})
+    # linked only within the same patient (#12), so the sibling names the same long reference
+    sibling = medication_request(
+        groupIdentifier={"system": f"urn:{LONG}", "value": LONG}, subject=patient
+    )
     assert (
         client.put("/fhir/MedicationRequest/long-2", json=sibling, headers=FHIR).status_code == 201
     )
@@ -85,6 +89,12 @@ def test_long_identifier_group_and_patient_are_kept_and_matched(client: TestClie
     assert again.json()["id"] == "long-1"
     view = client.get("/orders/long-1").json()
     assert [o["id"] for o in view["linked_orders"]] == ["long-2"]
+    engine = client.app.state.runtime.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:  # the audit trail holds the long patient too (text column)
+        audited = conn.execute(
+            text("SELECT count(*) FROM audit_events WHERE length(patient) > 900")
+        ).scalar_one()
+    assert audited >= 3
 
 
 def test_a_patient_reference_over_the_limit_is_refused_by_name(client: TestClient) -> None:
