@@ -77,7 +77,9 @@ class SyncCheckpointRow(SQLModel, table=True):
 
 
 class SessionRow(SQLModel, table=True):
-    """One infusion session; the whole timeline lives in ``session_json`` (domain model)."""
+    """One infusion session: summary columns, and in ``session_json`` the domain model's
+    fields but its events (``state`` there is the state at creation; the column is current).
+    The events are rows of ``session_events``."""
 
     __tablename__ = "sessions"
     __table_args__ = (Index("ix_sessions_patient_started", "patient", "started_at"),)
@@ -100,6 +102,19 @@ class SessionRow(SQLModel, table=True):
     dose_value: float | None = None
     dose_unit: str | None = Field(default=None, max_length=16)
     session_json: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class SessionEventRow(SQLModel, table=True):
+    """One recorded event of a session (``RecordedEvent`` as JSON): append-only, written
+    once when the nurse records it and never rewritten, so that recording event 60 writes
+    as much as recording event 5. The key (session, seq) refuses a second event at the
+    same place in the timeline."""
+
+    __tablename__ = "session_events"
+
+    session_id: str = Field(primary_key=True, foreign_key="sessions.id", max_length=64)
+    seq: int = Field(primary_key=True)
+    event_json: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 
 class OutboxRow(SQLModel, table=True):
