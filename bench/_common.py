@@ -6,6 +6,7 @@ Everything talks to 127.0.0.1 only. Every loop is bounded by a count and by a ti
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import shutil
@@ -354,6 +355,10 @@ def bench_issuer() -> LocalIssuer:
     if not _ISSUER:
         context = served_issuer()
         _ISSUER.append((context, context.__enter__()))
+        # Stop it at exit, while its server thread still runs: left to the garbage collector
+        # at interpreter shutdown, the context's server.shutdown() waits forever for a
+        # serve_forever loop that is already gone, and the benchmark never exits.
+        atexit.register(context.__exit__, None, None, None)
     return _ISSUER[0][1]
 
 
