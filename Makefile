@@ -5,9 +5,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SANDBOX := sandbox/hapi/sandbox.sh
 IDP := sandbox/keycloak/keycloak.sh
+# make run: the service's SMART Backend Services key, kept outside the repository
+EHR_KEY ?= $(HOME)/.config/infusion-bridge/ehr-backend.pem
+# the local HAPI demands tokens from the demo realm (HAPI_AUTH_ISSUER= make run: an open HAPI)
+HAPI_AUTH_ISSUER ?= http://127.0.0.1:8180/realms/infusion-bridge
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps run test unit lint format sandbox-start sandbox-stop sandbox-status bench clean
+.PHONY: help install system-deps interop-deps run test unit lint format sandbox-start sandbox-stop sandbox-status bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -23,17 +27,23 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed ## create the virtualenv and install the project (once)
 
 run: install sandbox-start ## run the service on 127.0.0.1:8000 against the local HAPI sandbox and demo sign-in
+	@test -f "$(EHR_KEY)" || $(BIN)/infusion-bridge keys generate --out "$(EHR_KEY)"
 	@echo "==> starting Infusion Bridge (Ctrl-C to stop; the sandboxes keep running: make sandbox-stop)"
-	@$(BIN)/infusion-bridge serve
+	@INFUSION_EHR_CLIENT_ID="$${INFUSION_EHR_CLIENT_ID-infusion-bridge-backend}" \
+		INFUSION_EHR_PRIVATE_KEY_PATH="$${INFUSION_EHR_PRIVATE_KEY_PATH:-$(EHR_KEY)}" \
+		$(BIN)/infusion-bridge serve
 
 system-deps: ## install Chromium, PostgreSQL and ab from Debian if missing (tests, bench)
 	@bash scripts/system-deps.sh
 
-test: install system-deps ## run every test: unit, API, integration (sandbox, PostgreSQL), browser
+interop-deps: system-deps ## build the interop suite's clients (HAPI client via Maven, fhir-kit-client via npm ci)
+	@bash tests/interop/build.sh
+
+test: install system-deps interop-deps ## every test: unit, API, interop clients, integration (sandbox, PostgreSQL), browser
 	@$(BIN)/pytest
 
-unit: install ## only the tests that need no sandbox
-	@$(BIN)/pytest -m 'not integration'
+unit: install ## only the tests that need no sandbox and no Java/Node client
+	@$(BIN)/pytest -m 'not integration and not interop'
 
 lint: install ## ruff (lint + format check) and mypy
 	@$(BIN)/ruff check .
@@ -46,7 +56,7 @@ format: install ## apply ruff's formatting and safe fixes
 	@$(BIN)/ruff check --fix .
 
 sandbox-start: ## build (if needed) and start the HAPI FHIR R4 sandbox on :8080 and Keycloak on :8180
-	@bash $(SANDBOX) start
+	@HAPI_AUTH_ISSUER="$(HAPI_AUTH_ISSUER)" bash $(SANDBOX) start
 	@bash $(IDP) start
 
 sandbox-stop: ## stop the HAPI sandbox and Keycloak

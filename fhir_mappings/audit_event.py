@@ -21,6 +21,7 @@ SUBTYPES = {
     "create": "create",
     "read": "read",
     "vread": "vread",
+    "history-instance": "history-instance",
     "search": "search",
     "update": "update",
     "delete": "delete",

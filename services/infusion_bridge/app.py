@@ -24,6 +24,7 @@ from .api import (
     fhir_records,
     health,
     hooks,
+    jwks,
     orders,
     patients,
     sessions,
@@ -34,6 +35,7 @@ from .api.middleware import (
     AccessLogMiddleware,
     AuditMiddleware,
     BodySizeLimitMiddleware,
+    HeadMiddleware,
     JsonBodyMiddleware,
 )
 from .auth.tokens import TokenVerifier
@@ -41,7 +43,9 @@ from .clock import utcnow
 from .delivery.policy import RetryPolicy
 from .delivery.worker import DeliveryWorker
 from .domain.catalog import DrugCatalog, load_catalog
+from .ehr.backend_auth import BackendServicesAuth
 from .ehr.client import EhrClient
+from .ehr.keys import SigningKey, load_signing_key
 from .logging import get_logger
 from .runtime import Runtime
 from .settings import Settings, get_settings
@@ -53,14 +57,47 @@ from .web import install_web
 log = get_logger(__name__)
 
 
+def load_ehr_signing_key(settings: Settings) -> SigningKey | None:
+    """The service's private key for SMART Backend Services, from the variable or the file."""
+    if settings.ehr_private_key is not None:
+        return load_signing_key(settings.ehr_private_key.get_secret_value().encode())
+    if settings.ehr_private_key_path is not None:
+        return load_signing_key(settings.ehr_private_key_path.read_bytes())
+    return None
+
+
 def build_ehr_client(settings: Settings) -> EhrClient:
+    """The one EHR client (delivery worker, sync, history pulls, readiness): SMART Backend
+    Services tokens when ``INFUSION_EHR_CLIENT_ID`` is set, else the static bearer token."""
     token = settings.ehr_bearer_token.get_secret_value() if settings.ehr_bearer_token else None
+    auth = None
+    if settings.ehr_client_id:
+        key = load_ehr_signing_key(settings)
+        if key is None:
+            raise RuntimeError(
+                "INFUSION_EHR_CLIENT_ID is set but no private key: set "
+                "INFUSION_EHR_PRIVATE_KEY_PATH (or INFUSION_EHR_PRIVATE_KEY)"
+            )
+        auth = BackendServicesAuth(
+            client_id=settings.ehr_client_id,
+            key=key,
+            scopes=settings.ehr_scopes,
+            ehr_base_url=settings.ehr_base_url,
+            token_url=settings.ehr_token_url,
+            http=httpx.AsyncClient(
+                timeout=httpx.Timeout(
+                    settings.ehr_timeout_seconds, connect=settings.ehr_connect_timeout_seconds
+                )
+            ),
+        )
+        token = None
     return EhrClient(
         settings.ehr_base_url,
         timeout=settings.ehr_timeout_seconds,
         connect_timeout=settings.ehr_connect_timeout_seconds,
         max_connections=settings.ehr_max_connections,
         bearer_token=token,
+        auth=auth,
     )
 
 
@@ -125,6 +162,7 @@ def create_app(
         if settings.auto_migrate:
             migrate(engine)
         ehr = build_ehr_client(settings)
+        signing_key = load_ehr_signing_key(settings)
         verifier = build_verifier(settings, auth_transport)
         rt = Runtime(
             settings=settings,
@@ -132,6 +170,7 @@ def create_app(
             ehr=ehr,
             catalog=load_catalog(settings.catalog_path),
             verifier=verifier,
+            public_keys=[signing_key.public_jwk] if signing_key else [],
         )
         app.state.runtime = rt
         tasks: list[asyncio.Task[None]] = []
@@ -188,6 +227,7 @@ def create_app(
     app.add_middleware(AuditMiddleware)
     app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HeadMiddleware)
     app.add_middleware(AccessLogMiddleware)
     app.include_router(health.router)
     app.include_router(orders.router)
@@ -202,6 +242,7 @@ def create_app(
     app.include_router(patients.router)
     app.include_router(fhir_audit.router)
     app.include_router(smart_configuration.router)
+    app.include_router(jwks.router)
     app.include_router(docs.router)
     install_web(app)
     return app

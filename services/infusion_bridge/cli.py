@@ -1,9 +1,10 @@
-"""Command line: ``infusion-bridge serve | migrate | sync | token | check``."""
+"""Command line: ``infusion-bridge serve | migrate | sync | token | keys generate | check``."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 import httpx
 import typer
@@ -16,6 +17,7 @@ from .app import build_ehr_client, check_auth_switch, create_app
 from .auth.demo_tokens import NotTheDemoRealm, demo_token
 from .domain.catalog import load_catalog
 from .ehr.errors import EhrError
+from .ehr.keys import generate_key_pair
 from .logging import configure_logging
 from .settings import get_settings
 from .store.db import make_engine, migrate
@@ -149,6 +151,34 @@ def token(
             f"the identity provider at {settings.auth_issuer} did not answer: {exc}", err=True
         )
         raise typer.Exit(1) from exc
+
+
+keys_cli = typer.Typer(help="The service's signing key for SMART Backend Services.")
+cli.add_typer(keys_cli, name="keys")
+
+
+@keys_cli.command("generate")
+def keys_generate(
+    out: Path = typer.Option(
+        ..., help="Private key file to write (mode 0600; keep it outside the repository)."
+    ),
+    kind: str = typer.Option("rsa", help="rsa (RS384, 3072 bits) or ec (ES384, P-384)."),
+) -> None:
+    """Write a new key pair: the private key and beside it its public key set (.jwks.json)."""
+    if kind not in ("rsa", "ec"):
+        typer.echo("--kind must be rsa or ec", err=True)
+        raise typer.Exit(2)
+    try:
+        key = generate_key_pair(out, kind=kind)
+    except FileExistsError as exc:
+        typer.echo(f"{out} exists; not overwriting a key", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"wrote {out} (private, 0600) and {out.with_name(out.stem + '.jwks.json')} "
+        f"(public); kid {key.kid}, alg {key.algorithm}.\n"
+        f"Set INFUSION_EHR_PRIVATE_KEY_PATH={out} and register the public key set at the EHR "
+        "(or its URL: http://<service>/.well-known/jwks.json)."
+    )
 
 
 @cli.command()

@@ -43,7 +43,10 @@ class OrderRecord:
 
     id: str
     version_id: int
+    """This server's version (``meta.versionId`` as served, ``ETag``)."""
     last_updated: datetime
+    source_version: int | None
+    """The EHR's ``meta.versionId`` of the last version it sent on its own channels."""
     received_at: datetime
     source: str
     deleted: bool
@@ -58,6 +61,17 @@ class OrderRecord:
     @cached_property
     def order(self) -> InfusionOrder:
         return InfusionOrder.model_validate(self.order_json)
+
+
+@dataclass(frozen=True)
+class OrderVersion:
+    """One version of an order as this server served it (a delete is a version too)."""
+
+    id: str
+    version_id: int
+    last_updated: datetime
+    deleted: bool
+    resource: Json
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,7 @@ class OrderView(BaseModel):
     id: str
     version: int
     last_updated: datetime
+    source_version: int | None
     received_at: datetime
     source: str
     deleted: bool
@@ -118,6 +133,7 @@ class OrderView(BaseModel):
             id=record.id,
             version=record.version_id,
             last_updated=record.last_updated,
+            source_version=record.source_version,
             received_at=record.received_at,
             source=record.source,
             deleted=record.deleted,

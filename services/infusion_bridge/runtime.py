@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
@@ -33,6 +33,8 @@ class Runtime:
     ehr: EhrClient
     catalog: DrugCatalog
     verifier: TokenVerifier
+    public_keys: list[dict[str, Any]] = field(default_factory=list)
+    """The public JWKs of the service's own signing key(s), published for EHR registration."""
     wake_delivery: Callable[[], None] = _nothing
     """Tell the delivery worker something became due (set when a worker runs here)."""
     request_history_pull: Callable[[str], None] = _ignore

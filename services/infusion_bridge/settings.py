@@ -9,6 +9,26 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+EHR_SCOPES = " ".join(
+    [
+        # the write-back Bundle (conditional creates)
+        "system/Encounter.c",
+        "system/MedicationAdministration.c",
+        "system/Observation.c",
+        "system/AdverseEvent.c",
+        "system/Procedure.c",
+        "system/Questionnaire.c",
+        "system/QuestionnaireResponse.c",
+        # orders in (pull sync, remote Medication), a patient's history (ehr_history)
+        "system/MedicationRequest.rs",
+        "system/Medication.r",
+        "system/Patient.r",
+        "system/MedicationAdministration.rs",
+        "system/Observation.rs",
+    ]
+)
+"""What the service does at the EHR, as SMART v2 system scopes."""
+
 
 class Settings(BaseSettings):
     """Every setting has a safe local default: SQLite and the local HAPI sandbox."""
@@ -33,6 +53,22 @@ class Settings(BaseSettings):
     ehr_max_connections: int = Field(default=20, ge=1)
     ehr_bearer_token: SecretStr | None = Field(
         default=None, description="Sent as 'Authorization: Bearer ...' to the EHR when set."
+    )
+    ehr_client_id: str | None = Field(
+        default=None,
+        description="SMART Backend Services client id at the EHR; set to get tokens with our key.",
+    )
+    ehr_private_key_path: Path | None = Field(
+        default=None, description="PEM private key (RSA or EC P-384) signing the client assertion."
+    )
+    ehr_private_key: SecretStr | None = Field(
+        default=None, description="The same PEM key given in the environment instead of a file."
+    )
+    ehr_token_url: str | None = Field(
+        default=None, description="Token endpoint; default: the EHR's smart-configuration."
+    )
+    ehr_scopes: str = Field(
+        default=EHR_SCOPES, description="The SMART system scopes requested from the EHR."
     )
     hook_secret: SecretStr | None = Field(
         default=None,

@@ -11,6 +11,7 @@ import pytest
 import respx
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from structlog.testing import capture_logs
 
 from harness.identity import ISSUER_FOR_TESTS, LocalIssuer, signed_in_app
 from harness.route_table import PUBLIC, Arranged, Case, arrange, cases, served_routes
@@ -157,6 +158,25 @@ def test_a_patient_token_sees_only_its_patient(app_client: TestClient, arranged:
     assert app_client.get(f"/orders/{arranged.other_order_id}", headers=me).status_code == 404
     fhir_read = app_client.get(f"/fhir/MedicationRequest/{arranged.other_order_id}", headers=me)
     assert fhir_read.status_code == 404
+    other = f"/fhir/MedicationRequest/{arranged.other_order_id}"
+    assert app_client.get(f"{other}/_history/1", headers=me).status_code == 404
+    assert app_client.get(f"{other}/_history", headers=me).status_code == 404
+    mine_history = f"/fhir/MedicationRequest/{arranged.order_id}/_history"
+    assert app_client.get(mine_history, headers=me).json()["total"] >= 1
+    searched = app_client.get("/fhir/MedicationRequest", headers=me).json()
+    assert searched["total"] >= 1
+    assert {e["resource"]["subject"]["reference"] for e in searched["entry"]} == {
+        "Patient/route-table"
+    }
+    by_other = f"/fhir/MedicationRequest?patient=route-table-other&_id={arranged.other_order_id}"
+    assert app_client.get(by_other, headers=me).json()["total"] == 0
+    posted = app_client.post(
+        "/fhir/MedicationRequest/_search",
+        content=f"_id={arranged.other_order_id}".encode(),
+        headers={**me, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert posted.status_code == 200
+    assert posted.json()["total"] == 0
     assert app_client.get("/patients/route-table-other/infusions", headers=me).status_code == 404
     pull = app_client.post("/patients/route-table-other/ehr-history", headers=me)
     assert pull.status_code == 404
@@ -213,6 +233,13 @@ def test_bodies_must_be_json(app_client: TestClient) -> None:
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert form.status_code == 415
+    # a form body only where FHIR search takes one (POST [type]/_search)
+    form_as_ehr = {"Content-Type": "application/x-www-form-urlencoded", **bearer(token_as("ehr"))}
+    for path in ("/fhir/MedicationRequest", "/fhir", "/fhir/MedicationRequest/x/_search"):
+        form_fhir = app_client.post(
+            path, content=b"resourceType=MedicationRequest", headers=form_as_ehr
+        )
+        assert form_fhir.status_code == 415, path
 
 
 def test_smart_configuration_is_public_and_names_the_scopes(app_client: TestClient) -> None:
@@ -230,10 +257,45 @@ def test_switching_sign_in_off_is_refused_off_loopback(settings: Settings) -> No
         signed_in_app(settings)
 
 
-def test_switching_sign_in_off_warns_and_lets_every_request_in(
-    settings: Settings, capsys: pytest.CaptureFixture[str]
+def test_a_bundle_delete_names_its_order_in_the_audit_record(
+    app_client: TestClient, arranged: Arranged
 ) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"request": {"method": "DELETE", "url": "MedicationRequest/rt-del-0"}}],
+    }
+    r = app_client.post(
+        "/fhir",
+        json=bundle,
+        headers={"Content-Type": "application/fhir+json", **bearer(token_as("ehr"))},
+    )
+    assert r.json()["entry"][0]["response"]["status"].startswith("204")
+    record = audit_rows(app_client)[-1]
+    assert record["patient"] == "Patient/route-table"
+    assert "rt-del-0" in str(record["entities"])
+
+
+def test_switching_sign_in_off_warns_and_lets_every_request_in(settings: Settings) -> None:
     settings.auth_disabled = True
-    with TestClient(signed_in_app(settings)) as c:
+    with capture_logs() as logs, TestClient(signed_in_app(settings)) as c:
         assert c.get("/sessions").status_code == 200  # no token at all
-    assert "auth_disabled" in capsys.readouterr().out
+    warnings = [e for e in logs if e["event"] == "auth_disabled"]
+    assert warnings
+    assert warnings[0]["log_level"] == "warning"
+
+
+@pytest.mark.parametrize(
+    ("asked", "sent_to"),
+    [
+        ("/ui/sessions/abc?x=1", "/ui/sessions/abc?x=1"),
+        ("//evil.example/x", "/ui/sessions"),
+        ("/\\evil.example/x", "/ui/sessions"),
+        ("https://evil.example/", "/ui/sessions"),
+        (None, "/ui/sessions"),
+    ],
+)
+def test_sign_in_returns_only_to_this_service(asked: str | None, sent_to: str) -> None:
+    from services.infusion_bridge.usecases.web_sign_in import _safe_next
+
+    assert _safe_next(asked) == sent_to

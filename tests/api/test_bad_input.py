@@ -84,7 +84,7 @@ def test_bad_order_is_refused_and_nothing_is_stored(client: TestClient, case: st
     body = edit(medication_request())
     for response in (
         client.post("/fhir/MedicationRequest", json=body, headers=FHIR),
-        client.put("/fhir/MedicationRequest/bad-1", json=body, headers=FHIR),
+        client.put("/fhir/MedicationRequest/bad-1", json=body | {"id": "bad-1"}, headers=FHIR),
     ):
         assert str(response.status_code).startswith(str(status)), response.text
         assert 400 <= response.status_code < 500
@@ -142,6 +142,7 @@ def test_premedication_may_be_oral(client: TestClient) -> None:
     body = premedication(
         "MedicationRequest/x", rxnorm="161", display="acetaminophen", dose_mg=650, route="26643006"
     )
+    body["id"] = "p-oral"
     assert client.put("/fhir/MedicationRequest/p-oral", json=body, headers=FHIR).status_code == 201
     unit = dose(body)
     assert unit["system"] == UCUM
@@ -153,7 +154,7 @@ def test_catalog_comes_from_the_configured_file(settings: Settings, tmp_path: An
     (tmp_path / "catalog.json").write_text(json.dumps(catalog))
     settings.catalog_path = tmp_path / "catalog.json"
     with signed_in_client(settings) as c:
-        r = c.put("/fhir/MedicationRequest/x", json=medication_request(), headers=FHIR)
+        r = c.put("/fhir/MedicationRequest/x", json=medication_request(id="x"), headers=FHIR)
     assert r.status_code == 422
     assert r.json()["issue"][0]["code"] == "code-invalid"
 

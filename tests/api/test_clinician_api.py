@@ -19,9 +19,9 @@ DAY2 = datetime(2026, 10, 19, 8, 0, tzinfo=UTC)
 @pytest.fixture
 def finished(client: TestClient) -> dict[str, Any]:
     """Patient pat-1: two finished ocrelizumab sessions and one open one; pat-2: one."""
-    client.put("/fhir/MedicationRequest/o1", json=medication_request(), headers=FHIR)
+    client.put("/fhir/MedicationRequest/o1", json=medication_request(id="o1"), headers=FHIR)
     other = medication_request(subject={"reference": "Patient/pat-2"})
-    client.put("/fhir/MedicationRequest/o2", json=other, headers=FHIR)
+    client.put("/fhir/MedicationRequest/o2", json=other | {"id": "o2"}, headers=FHIR)
     first = run_session(client, "o1", completed_timeline(DAY1, vitals=3))
     second = run_session(client, "o1", completed_timeline(DAY2, vitals=3))
     open_ = run_session(client, "o1", [{"type": "check-in", "at": ts(DAY2 + timedelta(days=2), 0)}])
@@ -101,7 +101,7 @@ def test_fhir_search_by_patient_date_and_category(
     assert mas["resourceType"] == "Bundle"
     assert mas["type"] == "searchset"
     assert mas["total"] == 6  # two sessions x (infusion + two premedications)
-    assert {link["relation"] for link in mas["link"]} == {"self"}
+    assert {link["relation"] for link in mas["link"]} == {"self", "first"}
     october = client.get(
         "/fhir/MedicationAdministration",
         params={"subject": "pat-1", "effective-time": "ge2026-10-01"},
@@ -133,6 +133,13 @@ def test_fhir_search_paging_and_reads(client: TestClient, finished: dict[str, An
     read = client.get(f"/fhir/Observation/{obs['id']}")
     assert read.status_code == 200
     assert read.json() == obs
+    assert obs["meta"]["versionId"] == "1"
+    assert obs["meta"]["lastUpdated"].endswith("+00:00")
+    assert read.headers["etag"] == 'W/"1"'
+    assert read.headers["last-modified"].endswith(" GMT")
+    vread = client.get(f"/fhir/Observation/{obs['id']}/_history/1")
+    assert (vread.status_code, vread.json()) == (200, obs)
+    assert client.get(f"/fhir/Observation/{obs['id']}/_history/2").status_code == 404
     assert obs["partOf"][0]["reference"].startswith("MedicationAdministration/")
     ma_id = obs["partOf"][0]["reference"].split("/")[1]
     assert client.get(f"/fhir/MedicationAdministration/{ma_id}").json()["status"] == "completed"
@@ -146,7 +153,7 @@ def test_fhir_search_paging_and_reads(client: TestClient, finished: dict[str, An
         ("/fhir/Observation", {"colour": "red"}, "colour"),
         ("/fhir/MedicationAdministration", {"date": "2026-01-01"}, "date"),
         ("/fhir/Observation", {"date": "last week"}, "date"),
-        ("/fhir/Observation", {"_count": "0"}, "_count"),
+        ("/fhir/Observation", {"_count": "ten"}, "_count"),
     ],
 )
 def test_bad_search_parameters_are_reported(

@@ -99,7 +99,7 @@ def test_batch_gives_each_entry_its_own_outcome(client: TestClient) -> None:
 
 
 def test_batch_get_and_delete_entries(client: TestClient) -> None:
-    client.put("/fhir/MedicationRequest/b1", json=medication_request(), headers=FHIR)
+    client.put("/fhir/MedicationRequest/b1", json=medication_request(id="b1"), headers=FHIR)
     r = client.post(
         "/fhir",
         json=bundle(

@@ -10,7 +10,7 @@ FHIR = {"Content-Type": "application/fhir+json"}
 
 
 def test_order_view_shows_what_a_nurse_needs(client: TestClient) -> None:
-    client.put("/fhir/MedicationRequest/ocr-v", json=medication_request(), headers=FHIR)
+    client.put("/fhir/MedicationRequest/ocr-v", json=medication_request(id="ocr-v"), headers=FHIR)
     view = client.get("/orders/ocr-v").json()
     assert view["patient"] == "Patient/pat-1"
     assert view["drug"]["key"] == "ocrelizumab"
@@ -25,14 +25,16 @@ def test_order_view_shows_what_a_nurse_needs(client: TestClient) -> None:
 
 def test_list_filters_and_pages_newest_first(client: TestClient) -> None:
     for i in range(5):
-        client.put(f"/fhir/MedicationRequest/o{i}", json=medication_request(), headers=FHIR)
+        client.put(
+            f"/fhir/MedicationRequest/o{i}", json=medication_request(id=f"o{i}"), headers=FHIR
+        )
     natalizumab = medication_request(
         subject={"reference": "Patient/pat-2"},
         medicationCodeableConcept={"coding": [{"system": RXNORM, "code": "354770"}]},
         status="on-hold",
     )
     natalizumab["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] = 300
-    client.put("/fhir/MedicationRequest/nat", json=natalizumab, headers=FHIR)
+    client.put("/fhir/MedicationRequest/nat", json=natalizumab | {"id": "nat"}, headers=FHIR)
 
     page = client.get("/orders", params={"limit": 2}).json()
     assert page["total"] == 6
@@ -55,7 +57,7 @@ def test_bad_paging_parameters_are_400(client: TestClient) -> None:
 
 
 def test_premedication_orders_are_linked_both_ways(client: TestClient) -> None:
-    client.put("/fhir/MedicationRequest/inf", json=medication_request(), headers=FHIR)
+    client.put("/fhir/MedicationRequest/inf", json=medication_request(id="inf"), headers=FHIR)
     client.put(
         "/fhir/MedicationRequest/pre",
         json=premedication(
@@ -64,7 +66,8 @@ def test_premedication_orders_are_linked_both_ways(client: TestClient) -> None:
             display="cetirizine",
             dose_mg=10,
             route="26643006",
-        ),
+        )
+        | {"id": "pre"},
         headers=FHIR,
     )
     infusion = client.get("/orders/inf").json()

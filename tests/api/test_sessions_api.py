@@ -16,7 +16,9 @@ FHIR = {"Content-Type": "application/fhir+json"}
 
 @pytest.fixture
 def order_id(client: TestClient) -> str:
-    r = client.put("/fhir/MedicationRequest/ocr-s", json=medication_request(), headers=FHIR)
+    r = client.put(
+        "/fhir/MedicationRequest/ocr-s", json=medication_request(id="ocr-s"), headers=FHIR
+    )
     assert r.status_code == 201
     return "ocr-s"
 
@@ -131,7 +133,9 @@ def test_unknown_premedication_and_wrong_dose_unit(client: TestClient, order_id:
 def test_session_needs_an_active_infusion_order(client: TestClient) -> None:
     assert client.post("/sessions", json={"order_id": "nope"}).status_code == 404
     client.put(
-        "/fhir/MedicationRequest/held", json=medication_request(status="on-hold"), headers=FHIR
+        "/fhir/MedicationRequest/held",
+        json=medication_request(id="held", status="on-hold"),
+        headers=FHIR,
     )
     r = client.post("/sessions", json={"order_id": "held"})
     assert r.status_code == 409

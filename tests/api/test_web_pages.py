@@ -29,7 +29,9 @@ MARKERS = ["infusion-start", "rate-change", "infusion-end", "discharge"]
 
 def _order(client: TestClient, order_id: str, patient: str = "pat-1") -> str:
     body = medication_request(subject={"reference": f"Patient/{patient}"})
-    r = client.put(f"/fhir/MedicationRequest/{order_id}", json=body, headers=FHIR)
+    r = client.put(
+        f"/fhir/MedicationRequest/{order_id}", json=body | {"id": order_id}, headers=FHIR
+    )
     assert r.status_code in (200, 201), r.text
     return order_id
 

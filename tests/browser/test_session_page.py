@@ -109,7 +109,9 @@ def _timeline_with_reaction() -> list[dict[str, Any]]:
 
 def _session(url: str, staff: StaffAuth) -> dict[str, Any]:
     with httpx.Client(base_url=url, timeout=10, auth=staff) as http:
-        r = http.put("/fhir/MedicationRequest/ocr-live", json=medication_request(), headers=FHIR)
+        r = http.put(
+            "/fhir/MedicationRequest/ocr-live", json=medication_request(id="ocr-live"), headers=FHIR
+        )
         assert r.status_code in (200, 201), r.text
         view = run_session(http, "ocr-live", _timeline_with_reaction())
         return http.get(f"/sessions/{view['id']}").json()

@@ -80,6 +80,19 @@ def emitted(
         out["searchset"] = c.get(
             "/fhir/Observation", params={"patient": "pat-1", "_count": "5"}
         ).json()
+        updated = out["MedicationRequest"] | {"status": "on-hold"}
+        assert c.put("/fhir/MedicationRequest/v-1", json=updated, headers=FHIR).status_code == 200
+        out["vread"] = c.get("/fhir/MedicationRequest/v-1/_history/1").json()
+        c.delete("/fhir/MedicationRequest/v-1")
+        out["history"] = c.get("/fhir/MedicationRequest/v-1/_history").json()
+        out["order-searchset"] = c.get(
+            "/fhir/MedicationRequest", params={"patient": "pat-1", "_count": "1"}
+        ).json()
+        out["summary-count"] = c.get("/fhir/MedicationRequest", params={"_summary": "count"}).json()
+        out["elements"] = c.get(
+            "/fhir/Observation", params={"_elements": "subject", "_count": "2"}
+        ).json()
+        out["not-acceptable"] = c.get("/fhir/metadata", params={"_format": "xml"}).json()
         yield out
 
 
@@ -93,6 +106,12 @@ def emitted(
         "MedicationRequest",
         "session",
         "searchset",
+        "vread",
+        "history",
+        "order-searchset",
+        "summary-count",
+        "elements",
+        "not-acceptable",
     ],
 )
 def test_emitted_resource_validates(fhir: httpx.Client, emitted: dict[str, Any], kind: str) -> None:

@@ -63,7 +63,9 @@ def test_migrations_match_the_models_on_postgres(pg_url: str) -> None:
 def test_orders_sessions_and_fhir_reads_on_postgres(pg_client: TestClient, pg_url: str) -> None:
     c = pg_client
     assert (
-        c.put("/fhir/MedicationRequest/pg-1", json=medication_request(), headers=FHIR).status_code
+        c.put(
+            "/fhir/MedicationRequest/pg-1", json=medication_request(id="pg-1"), headers=FHIR
+        ).status_code
         == 201
     )
     assert c.get("/orders", params={"drug": "ocrelizumab", "patient": "pat-1"}).json()["total"] == 1

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from fhir_mappings.operation_outcome import Issue, operation_outcome
 
@@ -103,6 +104,24 @@ _STATUS_CODES = {
 }
 
 
+ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path (Starlette names only the first route's):
+    each method is tried against the routes; ``HEAD`` goes wherever ``GET`` does."""
+    allowed = [
+        method
+        for method in ALL_METHODS
+        if any(
+            route.matches({**request.scope, "method": "GET" if method == "HEAD" else method})[0]
+            is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return allowed
+
+
 def challenge(exc: DomainError) -> dict[str, str] | None:
     """``WWW-Authenticate`` for a 401 (RFC 6750)."""
     if not isinstance(exc, Unauthenticated):
@@ -139,11 +158,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return outcome_response(400, _validation_issues(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = _STATUS_CODES.get(exc.status_code, "exception")
-        return outcome_response(
-            exc.status_code, [Issue(code, str(exc.detail))], dict(exc.headers or {})
-        )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return outcome_response(exc.status_code, [Issue(code, str(exc.detail))], headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -15,10 +15,10 @@ from ..usecases.order_batches import BatchEntry, accept_order_bundle
 from ..usecases.orders import Applied
 from .deps import RuntimeDep
 from .errors import fhir_response, status_for
-from .fhir_io import base_url, read_resource
+from .fhir_io import base_url, check_formats, fhir_instant, read_resource
 
 Json = dict[str, Any]
-router = APIRouter(prefix="/fhir", tags=["fhir"])
+router = APIRouter(prefix="/fhir", tags=["fhir"], dependencies=[Depends(check_formats)])
 Writing = Annotated[
     Access,
     Depends(
@@ -36,7 +36,7 @@ Writing = Annotated[
 async def process_order_bundle(request: Request, rt: RuntimeDep, _: Writing) -> Response:
     """Process a batch or transaction Bundle of orders."""
     bundle = await read_resource(request, "Bundle")
-    kind, entries = await accept_order_bundle(rt, bundle)
+    kind, entries = await accept_order_bundle(rt, bundle, base=base_url(request))
     base = base_url(request)
     return fhir_response(
         {
@@ -59,7 +59,7 @@ def response_entry(base: str, entry: BatchEntry) -> Json:
     if record is not None:
         response["location"] = f"MedicationRequest/{record.id}/_history/{record.version_id}"
         response["etag"] = f'W/"{record.version_id}"'
-        response["lastModified"] = record.last_updated.isoformat()
+        response["lastModified"] = fhir_instant(record.last_updated)
         item["fullUrl"] = f"{base}/MedicationRequest/{record.id}"
         if entry.method == "GET":
             item["resource"] = record.resource

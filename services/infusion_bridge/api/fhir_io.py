@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
@@ -15,7 +15,7 @@ from fhir_mappings.operation_outcome import issue_to_fhir, operation_outcome
 
 from ..domain.errors import Invalid, Issue
 from ..read_models import OrderRecord
-from .errors import fhir_response
+from .errors import ApiError, fhir_response
 
 Json = dict[str, Any]
 
@@ -76,15 +76,38 @@ def base_url(request: Request) -> str:
 
 
 def version_headers(request: Request, row: OrderRecord) -> dict[str, str]:
+    """``ETag``, ``Last-Modified`` and the ``Location`` of the version (it can be vread)."""
     return {
-        "ETag": f'W/"{row.version_id}"',
-        "Last-Modified": http_date(row.last_updated),
+        **read_headers(row.version_id, row.last_updated),
         "Location": f"{base_url(request)}/MedicationRequest/{row.id}/_history/{row.version_id}",
     }
 
 
+def read_headers(version_id: int | str, last_updated: datetime | str | None) -> dict[str, str]:
+    """``ETag`` and ``Last-Modified`` of a served version."""
+    headers = {"ETag": f'W/"{version_id}"'}
+    if isinstance(last_updated, str):
+        last_updated = datetime.fromisoformat(last_updated.replace("Z", "+00:00"))
+    if last_updated is not None:
+        headers["Last-Modified"] = http_date(last_updated)
+    return headers
+
+
+def resource_headers(resource: Json) -> dict[str, str]:
+    """Read headers from a served resource's own ``meta``."""
+    meta = resource.get("meta") or {}
+    return read_headers(meta.get("versionId", "1"), meta.get("lastUpdated"))
+
+
+def fhir_instant(when: datetime) -> str:
+    """A FHIR ``instant`` (a naive time is UTC, as the store keeps it)."""
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
+
+
 def http_date(when: datetime) -> str:
-    return format_datetime(when, usegmt=True) if when.tzinfo else format_datetime(when)
+    """An HTTP date (always GMT; a naive time is UTC, as the store keeps it)."""
+    utc = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    return format_datetime(utc, usegmt=True)
 
 
 def prefer_return(request: Request) -> str:
@@ -113,3 +136,35 @@ def write_response(
         outcome["issue"] += [issue_to_fhir(i) for i in issues or []]
         return fhir_response(outcome, status_code, headers)
     return fhir_response(row.resource, status_code, headers)
+
+
+JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
+FORMAT_ALIASES = {"json": "application/fhir+json", "xml": "application/fhir+xml"}
+
+
+def check_formats(request: Request) -> None:
+    """This FHIR base speaks JSON only (R4 http.html#mime-type): a request for another
+    format (``_format``, ``Accept``) gets 406; a body in another format 415."""
+    wanted = request.query_params.get("_format")
+    if wanted is not None and FORMAT_ALIASES.get(wanted, wanted).split(";")[0] not in JSON_TYPES:
+        raise ApiError.one(406, "not-supported", f"_format {wanted!r}: only JSON", "_format")
+    accept = request.headers.get("accept")
+    if accept and wanted is None and not _accepts_json(accept):
+        raise ApiError.one(406, "not-supported", "only application/fhir+json is served", "Accept")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if request.method in ("POST", "PUT") and content_type and content_type not in JSON_TYPES:
+        form = "application/x-www-form-urlencoded"
+        if not (content_type == form and request.url.path.endswith("/_search")):
+            raise ApiError.one(
+                415, "not-supported", f"{content_type} bodies are not accepted: send JSON"
+            )
+
+
+def _accepts_json(accept: str) -> bool:
+    for part in accept.split(","):
+        media, *params = (p.strip().lower() for p in part.split(";"))
+        if "q=0" in params or "q=0.0" in params:
+            continue
+        if media in (*JSON_TYPES, "*/*", "application/*"):
+            return True
+    return False

@@ -1,7 +1,8 @@
 """Completed session records on the service's FHIR base.
 
 ``GET /fhir/MedicationAdministration`` and ``GET /fhir/Observation`` search (patient/subject,
-date/effective-time, category), reads of every resource type a session produces, and
+date/effective-time, category; also ``POST .../_search``), reads and vreads of every
+resource type a session produces (each has one version, ``1``), and
 ``GET /sessions/{id}/fhir`` (the whole session as one ``collection`` Bundle).
 """
 
@@ -16,9 +17,10 @@ from ..access import Access, guard, need
 from ..usecases import records
 from .deps import RuntimeDep
 from .errors import fhir_response
-from .fhir_search import collection, parse_search, searchset
+from .fhir_io import check_formats, resource_headers
+from .fhir_search import collection, read_search, resource_search, searchset
 
-router = APIRouter(tags=["fhir"])
+router = APIRouter(tags=["fhir"], dependencies=[Depends(check_formats)])
 READABLE = ("MedicationAdministration", "Observation", "Encounter", "AdverseEvent", "Procedure")
 STAFF = ("nurse", "clinician")
 
@@ -27,17 +29,18 @@ def searching(resource_type: str) -> Any:
     return Depends(guard(need(resource_type, "rs", roles=STAFF), interaction="search"))
 
 
-def reading(resource_type: str) -> Any:
-    return Depends(guard(need(resource_type, "r", roles=STAFF), interaction="read"))
+def reading(resource_type: str, interaction: str = "read") -> Any:
+    return Depends(guard(need(resource_type, "r", roles=STAFF), interaction=interaction))
 
 
 async def _search(request: Request, rt: RuntimeDep, resource_type: str, access: Access) -> Response:
-    query = parse_search(resource_type, request)
-    found = await records.search(rt, query, access.compartment)
-    return fhir_response(searchset(request, resource_type, query.offset, query.count, found))
+    search = await read_search(request, resource_type)
+    page = await records.search(rt, resource_search(request, search), access.compartment)
+    return fhir_response(searchset(request, search, page.total, page.resources))
 
 
 @router.get("/fhir/MedicationAdministration")
+@router.post("/fhir/MedicationAdministration/_search")
 async def search_administrations(
     request: Request,
     rt: RuntimeDep,
@@ -48,6 +51,7 @@ async def search_administrations(
 
 
 @router.get("/fhir/Observation")
+@router.post("/fhir/Observation/_search")
 async def search_observations(
     request: Request, rt: RuntimeDep, access: Annotated[Access, searching("Observation")]
 ) -> Response:
@@ -55,25 +59,36 @@ async def search_observations(
     return await _search(request, rt, "Observation", access)
 
 
-def _add_read_route(resource_type: str) -> None:
+def _add_read_routes(resource_type: str) -> None:
     # the dependency as a default: an annotation could not see ``resource_type`` (a closure)
     async def read(
         resource_id: str, rt: RuntimeDep, access: Access = reading(resource_type)
     ) -> Response:
         found = await records.read_resource(rt, resource_type, resource_id, access.compartment)
-        return fhir_response(found, 200, {"ETag": 'W/"1"'})
+        return fhir_response(found, 200, resource_headers(found))
+
+    async def vread(
+        resource_id: str,
+        version_id: str,
+        rt: RuntimeDep,
+        access: Access = reading(resource_type, "vread"),
+    ) -> Response:
+        found = await records.read_resource(
+            rt, resource_type, resource_id, access.compartment, version_id
+        )
+        return fhir_response(found, 200, resource_headers(found))
 
     read.__doc__ = f"Read one {resource_type} of a finished session."
+    vread.__doc__ = f"Read a version of one {resource_type} (each has one: 1)."
+    path = f"/fhir/{resource_type}/{{resource_id}}"
+    router.add_api_route(path, read, methods=["GET"], name=f"read_{resource_type}")
     router.add_api_route(
-        f"/fhir/{resource_type}/{{resource_id}}",
-        read,
-        methods=["GET"],
-        name=f"read_{resource_type}",
+        path + "/_history/{version_id}", vread, methods=["GET"], name=f"vread_{resource_type}"
     )
 
 
 for _type in READABLE:
-    _add_read_route(_type)
+    _add_read_routes(_type)
 
 
 @router.get("/sessions/{session_id}/fhir")

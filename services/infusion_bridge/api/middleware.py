@@ -1,5 +1,5 @@
 """ASGI middleware: access log without PHI, the audit record of every guarded request,
-JSON-only request bodies, and a request body size limit."""
+JSON-only request bodies, a request body size limit, and ``HEAD``."""
 
 from __future__ import annotations
 
@@ -137,12 +137,15 @@ class AuditMiddleware:
 
 
 JSON_TYPES = (b"application/json", b"application/fhir+json")
+FORM = b"application/x-www-form-urlencoded"
 
 
 class JsonBodyMiddleware:
     """A request body must be JSON (``application/json`` or ``application/fhir+json``):
     anything else gets 415, so that a plain HTML form elsewhere cannot post here. The
-    clinician pages (``/ui``) post only their own forms, each with a CSRF token."""
+    clinician pages (``/ui``) post only their own forms, each with a CSRF token. FHIR's
+    ``POST /fhir/[type]/_search`` takes its parameters as a form body (http.html#search):
+    a read, and only with a bearer token, which no form elsewhere can send."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -158,7 +161,8 @@ class JsonBodyMiddleware:
                 b"transfer-encoding" in headers
             )
             media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-            if has_body and media not in JSON_TYPES:
+            search = media == FORM and _is_fhir_search(scope["path"])
+            if has_body and media not in JSON_TYPES and not search:
                 await _send_outcome(
                     send,
                     415,
@@ -169,6 +173,11 @@ class JsonBodyMiddleware:
                 )
                 return
         await self.app(scope, receive, send)
+
+
+def _is_fhir_search(path: str) -> bool:
+    parts = path.split("/")
+    return len(parts) == 4 and parts[1] == "fhir" and parts[3] == "_search"
 
 
 async def _send_outcome(send: Send, status: int, outcome: dict[str, object]) -> None:
@@ -184,3 +193,25 @@ async def _send_outcome(send: Send, status: int, outcome: dict[str, object]) -> 
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class HeadMiddleware:
+    """``HEAD`` is a ``GET`` without the body (RFC 9110 9.3.2): every GET route answers it,
+    with the same status and headers (``Content-Length`` included)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if not message.get("more_body", False):
+                    await send({"type": "http.response.body", "body": b""})
+                return
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)

@@ -10,6 +10,7 @@ INTERACTION_ACTION = {
     "create": "C",
     "read": "R",
     "vread": "R",
+    "history-instance": "R",
     "search": "R",
     "update": "U",
     "delete": "D",

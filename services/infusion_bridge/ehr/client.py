@@ -61,9 +61,13 @@ class EhrClient:
         connect_timeout: float = 3.0,
         max_connections: int = 20,
         bearer_token: str | None = None,
+        auth: httpx.Auth | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """``auth`` (e.g. ``BackendServicesAuth``) authorizes every request; it is closed with
+        the client when it has an ``aclose``."""
         self.base_url = base_url.rstrip("/") + "/"
+        self.auth = auth
         headers = {"Accept": FHIR_JSON, "User-Agent": "infusion-bridge"}
         if bearer_token:
             headers["Authorization"] = f"Bearer {bearer_token}"
@@ -75,6 +79,7 @@ class EhrClient:
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
             transport=transport,
+            auth=auth,
         )
 
     async def __aenter__(self) -> EhrClient:
@@ -90,6 +95,9 @@ class EhrClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        close = getattr(self.auth, "aclose", None)
+        if close is not None:
+            await close()
 
     # -- FHIR interactions -------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
     EhrError
     ├── EhrUnavailable        network failure or timeout: nothing (reliable) came back
+    ├── EhrAuthenticationFailed  the EHR's token endpoint refused our client assertion
     └── EhrResponseError      the EHR answered with an error status or an unusable body
         ├── EhrClientError    4xx: our request was refused (carries the OperationOutcome)
         ├── EhrServerError    5xx
@@ -29,6 +30,16 @@ class EhrUnavailable(EhrError):
     """The EHR could not be reached or did not answer in time."""
 
     retryable = True
+
+
+class EhrAuthenticationFailed(EhrError):
+    """No access token: the EHR's authorization server refused this service's client
+    assertion (wrong key, unknown client, scope not allowed). Retryable with backoff: the fix
+    is on the operator's side (register the key) and needs no change to the queued data."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class EhrResponseError(EhrError):

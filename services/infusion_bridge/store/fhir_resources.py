@@ -1,8 +1,12 @@
-"""The FHIR resources of finished sessions, as served on ``/fhir``. No commit here."""
+"""The FHIR resources of finished sessions, as served on ``/fhir``. No commit here.
+
+They are written once, when the session finishes, and never change: each is served as
+version ``1`` with ``meta.lastUpdated`` = when it was stored.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func
@@ -18,7 +22,7 @@ Json = dict[str, Any]
 
 
 def store_resources(
-    db: Session, session_id: str, patient: str, resources: list[dict[str, Any]]
+    db: Session, session_id: str, patient: str, resources: list[dict[str, Any]], *, now: datetime
 ) -> None:
     """Keep a finished session's resources (one statement; ids are stable, so a repeat
     of the same resource is skipped)."""
@@ -33,6 +37,7 @@ def store_resources(
                 "patient": patient,
                 "effective": effective_time(resource),
                 "category": categories[0] if categories else None,
+                "last_updated": now,
                 "resource_json": resource,
             }
         )
@@ -40,12 +45,21 @@ def store_resources(
         db.execute(insert_ignore(db, FhirResourceRow), rows)  # executemany
 
 
+def served(row: FhirResourceRow) -> Json:
+    """The resource with its ``meta``: version 1, last updated when it was stored."""
+    meta: Json = {**(row.resource_json.get("meta") or {}), "versionId": "1"}
+    if row.last_updated is not None:
+        when = row.last_updated
+        meta["lastUpdated"] = (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
+    return {**row.resource_json, "meta": meta}
+
+
 def get_resource(db: Session, resource_type: str, resource_id: str) -> tuple[str, Json] | None:
     """The resource and the patient it belongs to."""
     row = db.get(FhirResourceRow, resource_id)
     if row is None or row.resource_type != resource_type:
         return None
-    return row.patient, row.resource_json
+    return row.patient, served(row)
 
 
 def search_resources(
@@ -81,7 +95,7 @@ def search_resources(
         .offset(offset)
         .limit(limit)
     ).all()
-    return SearchPage(total, [r.resource_json for r in rows])
+    return SearchPage(total, [served(r) for r in rows])
 
 
 def session_resources(db: Session, session_id: str, resource_type: str | None = None) -> list[Json]:
@@ -89,4 +103,4 @@ def session_resources(db: Session, session_id: str, resource_type: str | None = 
     query = select(FhirResourceRow).where(FhirResourceRow.session_id == session_id)
     if resource_type is not None:
         query = query.where(FhirResourceRow.resource_type == resource_type)
-    return [r.resource_json for r in db.exec(query).all()]
+    return [served(r) for r in db.exec(query).all()]

@@ -12,14 +12,20 @@ from enum import StrEnum
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, func, insert
+from sqlalchemy import Table, and_, bindparam, delete, func, insert
 from sqlmodel import Session, col, or_, select
 
 from ..domain.orders import Identifier, InfusionOrder
-from ..read_models import OrderRecord
+from ..read_models import OrderRecord, OrderVersion
 from .db import LOCK_NAMESPACE_ORDERS, insert_ignore, lock_keys
 from .keys import lock_key, text_key
-from .tables import OrderIdentifierRow, OrderLinkRow, OrderRow, SyncCheckpointRow
+from .tables import (
+    OrderIdentifierRow,
+    OrderLinkRow,
+    OrderRow,
+    OrderVersionRow,
+    SyncCheckpointRow,
+)
 
 
 class Applied(StrEnum):
@@ -44,6 +50,7 @@ def record_of(row: Any) -> OrderRecord:
         id=row.id,
         version_id=row.version_id,
         last_updated=row.last_updated,
+        source_version=row.source_version,
         received_at=row.received_at,
         source=row.source,
         deleted=row.deleted,
@@ -68,6 +75,7 @@ _SELECT = ORDERS.select().where(ORDERS.c.id == bindparam("key"))
 _INSERT = ORDERS.insert()
 _UPDATE = ORDERS.update().where(ORDERS.c.id == bindparam("key"))
 _INSERT_IDENTIFIERS = insert(OrderIdentifierRow)
+_INSERT_VERSION = insert(OrderVersionRow)
 
 
 def _current(db: Session, order_id: str) -> Any | None:
@@ -101,15 +109,55 @@ def lock_orders(
     lock_keys(db, LOCK_NAMESPACE_ORDERS, keys)
 
 
+Token = tuple[str | None, str | None]
+"""A FHIR token search value ``[system|][code]`` as (system, code); None matches any."""
+
+
 def find_by_identifier(db: Session, system: str | None, value: str) -> list[OrderRecord]:
-    """Orders carrying identifier ``system|value`` (any system when ``system`` is None)."""
-    owners = select(OrderIdentifierRow.order_id).where(
-        OrderIdentifierRow.value_key == text_key(value), OrderIdentifierRow.value == value
-    )
+    return search_orders(db, identifiers=((system, value),), limit=None)[1]
+
+
+def search_orders(
+    db: Session,
+    *,
+    ids: tuple[str, ...] = (),
+    identifiers: tuple[Token, ...] = (),
+    statuses: tuple[str, ...] = (),
+    patients: tuple[str, ...] = (),
+    offset: int = 0,
+    limit: int | None = 50,
+) -> tuple[int, list[OrderRecord]]:
+    """Orders (not deleted) matching every given criterion, each a list of alternatives;
+    newest first, with the total count."""
+    query = select(OrderRow).where(col(OrderRow.deleted).is_(False))
+    if ids:
+        query = query.where(col(OrderRow.id).in_(ids))
+    if statuses:
+        query = query.where(col(OrderRow.status).in_(statuses))
+    if patients:
+        query = query.where(col(OrderRow.patient).in_(patients))
+    if identifiers:
+        owners = select(OrderIdentifierRow.order_id).where(
+            or_(*(_token_match(system, value) for system, value in identifiers))
+        )
+        query = query.where(col(OrderRow.id).in_(owners))
+    total = db.exec(select(func.count()).select_from(query.subquery())).one()
+    if limit == 0:
+        return total, []
+    query = query.order_by(col(OrderRow.received_at).desc(), col(OrderRow.id).desc())
+    rows = db.exec(query.offset(offset).limit(limit)).all()
+    return total, [record_of(r) for r in rows]
+
+
+def _token_match(system: str | None, value: str | None) -> Any:
+    conditions = []
     if system is not None:
-        owners = owners.where(OrderIdentifierRow.system == system)
-    query = select(OrderRow).where(col(OrderRow.id).in_(owners)).order_by(col(OrderRow.id))
-    return [record_of(r) for r in db.exec(query).all()]
+        conditions.append(col(OrderIdentifierRow.system) == system)
+    if value is not None:
+        # through the hashed key (indexed; a B-tree entry of the long value would not fit)
+        conditions.append(col(OrderIdentifierRow.value_key) == text_key(value))
+        conditions.append(col(OrderIdentifierRow.value) == value)
+    return and_(*conditions)
 
 
 def apply_order(
@@ -119,21 +167,36 @@ def apply_order(
     *,
     source: str,
     now: datetime,
+    source_version: int | None = None,
 ) -> ApplyResult:
-    """Insert or update one order version, honouring version order.
+    """Write one order as a new version of this server's, unless nothing changed.
 
-    ``order.version_id`` must be set (the EHR's ``meta.versionId``, or one the caller
-    assigned). Same version: no-op. Older version: ignored. Newer: replaces the row.
+    ``source_version`` is the EHR's ``meta.versionId`` when the order came on one of the
+    EHR's channels: the same as the cached one is a no-op, an older one is ignored. Content
+    equal to the current version (``meta`` aside) makes no new version either. The new
+    version gets ``meta.versionId``/``lastUpdated`` of this server, whatever the body said.
     """
-    assert order.version_id is not None, "caller assigns a version"
     row = _current(db, order.id)
-    if row is not None:
-        if order.version_id == row.version_id:
+    if row is not None and source_version is not None and row.source_version is not None:
+        if source_version == row.source_version:
             return ApplyResult(Applied.UNCHANGED, record_of(row))
-        if order.version_id < row.version_id:
+        if source_version < row.source_version:
             return ApplyResult(Applied.STALE, record_of(row))
-    fields = _fields(order, resource, source=source, now=now)
     conn = db.connection()
+    if row is not None and not row.deleted and _content(row.resource_json) == _content(resource):
+        if source_version is not None:
+            conn.execute(_UPDATE, {"source_version": source_version, "key": order.id})
+            row = SimpleNamespace(**{**row._asdict(), "source_version": source_version})
+        return ApplyResult(Applied.UNCHANGED, record_of(row))
+    version = row.version_id + 1 if row is not None else 1
+    served = _stamped(resource, version, now)
+    order = order.model_copy(update={"version_id": version, "last_updated": now})
+    fields = _fields(order, served, source=source, now=now)
+    fields["source_version"] = (
+        source_version
+        if source_version is not None
+        else (row.source_version if row is not None else None)
+    )
     if row is None:
         conn.execute(_INSERT, fields)
         outcome = Applied.CREATED
@@ -141,27 +204,88 @@ def apply_order(
         conn.execute(_UPDATE, {**fields, "key": order.id})
         outcome = Applied.UPDATED
     _replace_links(db, order, fresh=outcome is Applied.CREATED)
+    conn.execute(
+        _INSERT_VERSION,
+        {
+            "order_id": order.id,
+            "version_id": version,
+            "last_updated": now,
+            "deleted": False,
+            "resource_json": served,
+        },
+    )
     return ApplyResult(outcome, record_of(SimpleNamespace(**fields)))
 
 
-def mark_deleted(
-    db: Session, order_id: str, *, version_id: int | None, now: datetime
-) -> OrderRecord | None:
-    """Record a delete: the row stays (with its last content) and is flagged."""
+def mark_deleted(db: Session, order_id: str, *, now: datetime) -> OrderRecord | None:
+    """Record a delete as a new version: the row stays (with its last content), flagged."""
     row = _current(db, order_id)
-    if row is None:
-        return None
-    new_version = version_id if version_id is not None else row.version_id + 1
-    if new_version <= row.version_id and row.deleted:
-        return record_of(row)
+    if row is None or row.deleted:
+        return record_of(row) if row is not None else None
     changes = {
         "deleted": True,
-        "version_id": max(new_version, row.version_id),
+        "version_id": row.version_id + 1,
         "last_updated": now,
         "received_at": now,
     }
-    db.connection().execute(_UPDATE, {**changes, "key": order_id})
+    conn = db.connection()
+    conn.execute(_UPDATE, {**changes, "key": order_id})
+    conn.execute(
+        _INSERT_VERSION,
+        {
+            "order_id": order_id,
+            "version_id": row.version_id + 1,
+            "last_updated": now,
+            "deleted": True,
+            "resource_json": row.resource_json,
+        },
+    )
     return record_of(SimpleNamespace(**{**row._asdict(), **changes}))
+
+
+def get_order_version(db: Session, order_id: str, version_id: int) -> OrderVersion | None:
+    row = db.get(OrderVersionRow, (order_id, version_id))
+    return _version_of(row) if row is not None else None
+
+
+def order_history(db: Session, order_id: str) -> list[OrderVersion]:
+    """Every version of one order, newest first."""
+    query = (
+        select(OrderVersionRow)
+        .where(OrderVersionRow.order_id == order_id)
+        .order_by(col(OrderVersionRow.version_id).desc())
+    )
+    return [_version_of(r) for r in db.exec(query).all()]
+
+
+def _version_of(row: OrderVersionRow) -> OrderVersion:
+    return OrderVersion(
+        id=row.order_id,
+        version_id=row.version_id,
+        last_updated=row.last_updated,
+        deleted=row.deleted,
+        resource=row.resource_json,
+    )
+
+
+def _content(resource: dict[str, Any]) -> dict[str, Any]:
+    """The resource without what the server sets (``meta.versionId``/``lastUpdated``)."""
+    meta = {
+        k: v
+        for k, v in (resource.get("meta") or {}).items()
+        if k not in ("versionId", "lastUpdated")
+    }
+    body = {k: v for k, v in resource.items() if k != "meta"}
+    return {**body, "meta": meta} if meta else body
+
+
+def _stamped(resource: dict[str, Any], version: int, now: datetime) -> dict[str, Any]:
+    meta = {
+        **(resource.get("meta") or {}),
+        "versionId": str(version),
+        "lastUpdated": now.isoformat(),
+    }
+    return {**resource, "meta": meta}
 
 
 def list_orders(

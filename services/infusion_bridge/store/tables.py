@@ -10,7 +10,12 @@ from sqlmodel import Field, SQLModel
 
 
 class OrderRow(SQLModel, table=True):
-    """One cached MedicationRequest, latest version only; deletes are flagged, not removed."""
+    """One cached MedicationRequest, latest version; deletes are flagged, not removed.
+
+    ``version_id``/``last_updated`` are this server's own (``meta`` as served, ``ETag``);
+    ``source_version`` is the EHR's ``meta.versionId`` of the last version it sent on one of
+    its own channels (rest-hook, pull sync), which orders its deliveries.
+    """
 
     __tablename__ = "orders"
     __table_args__ = (
@@ -21,6 +26,7 @@ class OrderRow(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     version_id: int = Field(default=1)
     last_updated: datetime
+    source_version: int | None = None
     status: str = Field(index=True, max_length=32)
     patient: str = Field(sa_column=Column(Text, nullable=False))
     """The Patient reference as sent (the mapper refuses one over 1,024 characters, so the
@@ -36,6 +42,18 @@ class OrderRow(SQLModel, table=True):
     source: str = Field(max_length=16)
     received_at: datetime
     order_json: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    resource_json: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class OrderVersionRow(SQLModel, table=True):
+    """Every version of a cached order as served (vread, ``_history``); a delete is a version."""
+
+    __tablename__ = "order_versions"
+
+    order_id: str = Field(primary_key=True, foreign_key="orders.id", max_length=64)
+    version_id: int = Field(primary_key=True)
+    last_updated: datetime
+    deleted: bool = Field(default=False)
     resource_json: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 
@@ -154,6 +172,8 @@ class FhirResourceRow(SQLModel, table=True):
     patient: str = Field(sa_column=Column(Text, nullable=False))
     effective: datetime | None = None
     category: str | None = Field(default=None, max_length=64)
+    last_updated: datetime | None = None
+    """When it was stored (its only version, ``1``); None for rows older than the column."""
     resource_json: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 

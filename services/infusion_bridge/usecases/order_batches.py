@@ -3,9 +3,11 @@
 A transaction is all-or-nothing: every entry is mapped before anything is written, and
 one bad entry refuses the whole Bundle (``TransactionRefused``) with issues naming
 ``Bundle.entry[i]...``. In a batch each entry stands alone and gets its own result.
-Entries: ``POST MedicationRequest`` (optionally ``ifNoneExist``), ``PUT MedicationRequest/{id}``,
-``DELETE MedicationRequest/{id}``, ``GET MedicationRequest/{id}``; ``urn:uuid`` fullUrls of
-created entries may be referenced by other entries (e.g. a premed's ``basedOn``).
+Entries: ``POST MedicationRequest`` (optionally ``ifNoneExist``), ``PUT MedicationRequest/{id}``
+and ``DELETE MedicationRequest/{id}`` (optionally ``ifMatch``), ``GET MedicationRequest/{id}``;
+in a transaction, ``urn:uuid`` fullUrls of created entries may be referenced by other
+entries (e.g. a premed's ``basedOn``). A placeholder reference that names no entry (and any
+in a batch, whose entries stand alone) is refused.
 """
 
 from __future__ import annotations
@@ -29,16 +31,16 @@ from ..store import audit
 from ..store.db import transaction, write_transaction
 from ..store.orders import Applied, get_order, mark_deleted
 from .order_intake import (
-    Condition,
     PreparedOrder,
+    check_version,
     claim_orders,
-    find_existing,
-    parse_if_none_exist,
     prepare_order,
     refusal,
     resolve_medications,
     store_order,
 )
+from .order_search import OrderCriteria, find_existing, read_if_none_exist
+from .orders import local_bases, version_of_etag
 
 Json = dict[str, Any]
 ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -52,7 +54,8 @@ class BatchEntry:
     method: str
     order_id: str | None = None
     resource: Json | None = None
-    condition: Condition | None = None
+    condition: OrderCriteria | None = None
+    if_match: int | None = None
     prepared: PreparedOrder | None = None
     error: DomainError | None = None
     outcome: Applied | None = None
@@ -64,8 +67,11 @@ class BatchEntry:
         return f"Bundle.entry[{self.index}]"
 
 
-async def accept_order_bundle(rt: Runtime, bundle: Json) -> tuple[str, list[BatchEntry]]:
-    """Process the Bundle; returns its type and each entry's result, in order."""
+async def accept_order_bundle(
+    rt: Runtime, bundle: Json, *, base: str | None = None
+) -> tuple[str, list[BatchEntry]]:
+    """Process the Bundle; returns its type and each entry's result, in order. ``base`` is
+    this FHIR base's URL (absolute references in conditions)."""
     kind = bundle.get("type")
     if kind not in ("batch", "transaction"):
         raise Invalid("Bundle.type must be batch or transaction", "Bundle.type")
@@ -73,7 +79,8 @@ async def accept_order_bundle(rt: Runtime, bundle: Json) -> tuple[str, list[Batc
     if not isinstance(raw_entries, list):
         raise Invalid.because("structure", "Bundle.entry must be an array", "Bundle.entry")
     transaction_ = kind == "transaction"
-    entries = [_parse_entry(i, e) for i, e in enumerate(raw_entries)]
+    bases = local_bases(rt, base)
+    entries = [_parse_entry(i, e, bases) for i, e in enumerate(raw_entries)]
     conditional = [e for e in entries if e.error is None and e.condition is not None]
     if conditional:
         await run_sync(_match_conditions, rt, conditional)
@@ -111,10 +118,10 @@ def _refuse_if_failed(transaction_: bool, entries: list[BatchEntry]) -> None:
         raise TransactionRefused(failed)
 
 
-def _parse_entry(index: int, raw: Any) -> BatchEntry:
+def _parse_entry(index: int, raw: Any, bases: tuple[str, ...]) -> BatchEntry:
     entry = BatchEntry(index=index, method="")
     try:
-        _parse_request(entry, raw)
+        _parse_request(entry, raw, bases)
         if entry.method in ("POST", "PUT"):
             entry.resource = _entry_resource(entry, raw)
     except DomainError as exc:
@@ -122,7 +129,7 @@ def _parse_entry(index: int, raw: Any) -> BatchEntry:
     return entry
 
 
-def _parse_request(entry: BatchEntry, raw: Any) -> None:
+def _parse_request(entry: BatchEntry, raw: Any, bases: tuple[str, ...]) -> None:
     if not isinstance(raw, dict):
         raise Invalid.because("structure", "entry must be an object", entry.where)
     req = raw.get("request")
@@ -148,9 +155,12 @@ def _parse_request(entry: BatchEntry, raw: Any) -> None:
             element = f"{entry.where}.request.ifNoneExist"
             if not isinstance(condition, str):
                 raise Invalid.because("structure", "ifNoneExist must be a string", element)
-            entry.condition = parse_if_none_exist(condition, element)
+            entry.condition = read_if_none_exist(condition, local_bases=bases, element=element)
     elif method in ("PUT", "DELETE", "GET") and len(parts) == 2 and ID_PATTERN.fullmatch(parts[1]):
         entry.order_id = parts[1]
+        if_match = req.get("ifMatch")
+        if if_match is not None and method in ("PUT", "DELETE"):
+            entry.if_match = version_of_etag(str(if_match), f"{entry.where}.request.ifMatch")
     else:
         raise Invalid.because(
             "not-supported", f"{method} {url} is not supported", f"{entry.where}.request"
@@ -170,8 +180,11 @@ def _entry_resource(entry: BatchEntry, raw: Json) -> Json:
         raise Invalid(
             f"expected a MedicationRequest, got a {rtype}", f"{entry.where}.resource.resourceType"
         )
-    if entry.method == "PUT" and resource.get("id") not in (None, entry.order_id):
-        raise Invalid("resource id differs from request.url", f"{entry.where}.resource.id")
+    if entry.method == "PUT" and resource.get("id") != entry.order_id:
+        raise Invalid(
+            "an update's resource must carry the id of request.url (R4 http.html#update)",
+            f"{entry.where}.resource.id",
+        )
     return resource
 
 
@@ -237,7 +250,14 @@ def _apply(db: Session, entry: BatchEntry, now: datetime) -> None:
             entry.error = NotFound(f"MedicationRequest/{entry.order_id} is not known")
         return
     if entry.method == "DELETE":
-        mark_deleted(db, entry.order_id, version_id=None, now=now)
+        try:
+            if entry.if_match is not None:
+                check_version(db, entry.order_id, entry.if_match)
+        except DomainError as exc:
+            entry.error = exc
+            return
+        deleted = mark_deleted(db, entry.order_id, now=now)
+        audit.note("MedicationRequest", entry.order_id, deleted.patient if deleted else None)
         return
     if entry.condition is not None:
         try:
@@ -249,5 +269,9 @@ def _apply(db: Session, entry: BatchEntry, now: datetime) -> None:
             entry.record, entry.outcome = existing, Applied.MATCHED
             return
     assert entry.prepared is not None
-    result = store_order(db, entry.prepared, source="bundle", now=now)
+    try:
+        result = store_order(db, entry.prepared, source="bundle", now=now, if_match=entry.if_match)
+    except DomainError as exc:
+        entry.error = exc
+        return
     entry.record, entry.outcome = result.record, result.outcome

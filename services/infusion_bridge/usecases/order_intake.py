@@ -1,10 +1,21 @@
 """The steps every arriving order takes, however it came (REST, Bundle, rest-hook, sync):
 fetch remote Medications, map the FHIR resource (pure), check it against the catalog's
-rules, then write it in the caller's transaction, versioned."""
+rules, then write it in the caller's transaction, versioned.
+
+Versions: this server numbers every order's versions itself (``meta.versionId``,
+``ETag``). Where an order came from decides what the body's ``meta`` means:
+
+- on the EHR's own channels (:data:`EHR_SOURCES`: rest-hook deliveries under
+  ``/hooks/ehr``, behind the hook secret, and the pull sync) ``meta.versionId`` is the
+  EHR's version; it is kept as the *source version* and orders the deliveries (the same
+  again is a no-op, an older one is ignored), since those arrive repeated and out of order;
+- on the FHIR base (``/fhir``, single requests and Bundles) the body's ``meta.versionId``
+  and ``lastUpdated`` are ignored (R4 http.html#update): any client, the EHR pushing
+  included, updates the current version, and ``If-Match`` guards against lost updates.
+"""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +25,7 @@ from sqlmodel import Session
 
 from fhir_mappings.errors import MappingError
 from fhir_mappings.medication_request import order_from_fhir, violations_to_issues
+from fhir_mappings.references import unresolved_references
 
 from ..domain.catalog import DrugCatalog
 from ..domain.errors import DomainError, Invalid, Issue, PreconditionFailed, Unavailable
@@ -21,12 +33,12 @@ from ..domain.order_rules import check_order
 from ..domain.orders import InfusionOrder
 from ..ehr.client import EhrClient
 from ..ehr.errors import EhrClientError, EhrError
-from ..read_models import OrderRecord
-from ..store.orders import ApplyResult, apply_order, find_by_identifier, get_order, lock_orders
+from ..store.orders import ApplyResult, apply_order, get_order, lock_orders
+from .order_search import OrderCriteria
 
 Json = dict[str, Any]
-Condition = tuple[str | None, str]
-"""A conditional create's ``identifier=[system|]value`` as (system, value)."""
+EHR_SOURCES = frozenset({"subscription", "sync"})
+"""Sources whose ``meta.versionId`` is the EHR's own version (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -43,11 +55,18 @@ def prepare_order(
     *,
     order_id: str | None = None,
     medications: Mapping[str, Json] | None = None,
+    ehr_sourced: bool = False,
 ) -> PreparedOrder:
     """Map one MedicationRequest (its FHIR structure), then check it against the catalog's
-    rules; raises ``MappingError`` naming the offending elements in FHIR terms."""
+    rules; raises ``MappingError`` naming the offending elements in FHIR terms. Unless the
+    order is ``ehr_sourced``, the body's ``meta.versionId``/``lastUpdated`` are dropped."""
     if order_id is not None and resource.get("id") != order_id:
         resource = {**resource, "id": order_id}
+    if not ehr_sourced and isinstance(resource.get("meta"), dict):
+        resource = without_server_meta(resource)
+    unresolved = unresolved_references(resource)
+    if unresolved:
+        raise MappingError(unresolved)
     order = order_from_fhir(resource, catalog, medications=medications)
     violations = check_order(order, catalog)
     if violations:
@@ -79,60 +98,68 @@ def claim_orders(
     db: Session,
     prepared: Iterable[PreparedOrder],
     *,
-    conditions: Iterable[Condition] = (),
+    conditions: Iterable[OrderCriteria] = (),
     order_ids: Iterable[str] = (),
 ) -> None:
     """First thing in a write transaction that stores orders: wait for, then hold, every
     order id and identifier value it reads before writing (see ``store.orders.lock_orders``),
     so that concurrent conditional creates and creates-by-PUT, in any process, neither
-    duplicate an order nor fail on its primary key."""
+    duplicate an order nor fail on its primary key.
+
+    A condition's ``_id`` and ``identifier`` values are locked like the orders' own ids and
+    identifiers. A condition on ``patient``/``status`` alone names no such key: it is
+    serialised with the orders it could match only where those also name one of its keys.
+    """
     items = list(prepared)
+    criteria = list(conditions)
     lock_orders(
         db,
-        order_ids=[p.order.id for p in items] + list(order_ids),
+        order_ids=[p.order.id for p in items]
+        + list(order_ids)
+        + [i for c in criteria for i in c.ids],
         identifier_values=[i.value for p in items for i in p.order.identifiers]
-        + [value for _, value in conditions],
+        + [value for c in criteria for _, value in c.identifiers if value is not None],
     )
 
 
-def store_order(db: Session, prepared: PreparedOrder, *, source: str, now: datetime) -> ApplyResult:
-    """Write one prepared order, giving it a version when the sender did not.
-
-    EHR deliveries carry ``meta.versionId`` and are applied in version order. Orders
-    pushed without one are versioned here: one more than the cached version.
-    """
-    order, resource = prepared.order, prepared.resource
-    if order.version_id is None or order.last_updated is None:
-        current = get_order(db, order.id)
-        version = order.version_id or ((current.version_id + 1) if current else 1)
-        updated = order.last_updated or now
-        order = order.model_copy(update={"version_id": version, "last_updated": updated})
-        resource = copy.copy(resource)
-        resource["meta"] = {
-            **(resource.get("meta") or {}),
-            "versionId": str(version),
-            "lastUpdated": updated.isoformat(),
-        }
-    return apply_order(db, order, resource, source=source, now=now)
+def without_server_meta(resource: Json) -> Json:
+    """The resource without ``meta.versionId``/``lastUpdated`` (the server sets those)."""
+    meta = {k: v for k, v in resource["meta"].items() if k not in ("versionId", "lastUpdated")}
+    body = {k: v for k, v in resource.items() if k != "meta"}
+    return {**body, "meta": meta} if meta else body
 
 
-def parse_if_none_exist(header: str, element: str = "If-None-Exist") -> Condition:
-    """``identifier=[system|]value`` (the only condition supported) -> (system, value)."""
-    key, _, token = header.removeprefix("MedicationRequest?").partition("=")
-    if key != "identifier" or not token:
-        raise Invalid.because(
-            "not-supported", "If-None-Exist supports only identifier=[system|]value", element
+def store_order(
+    db: Session,
+    prepared: PreparedOrder,
+    *,
+    source: str,
+    now: datetime,
+    if_match: int | None = None,
+) -> ApplyResult:
+    """Write one prepared order as a new version (the module docstring says how versions
+    work); ``if_match`` must be the current version, else ``PreconditionFailed``."""
+    if if_match is not None:
+        check_version(db, prepared.order.id, if_match)
+    source_version = prepared.order.version_id if source in EHR_SOURCES else None
+    return apply_order(
+        db, prepared.order, prepared.resource, source=source, now=now, source_version=source_version
+    )
+
+
+def check_version(db: Session, order_id: str, if_match: int) -> None:
+    """``If-Match``: the order's current version must be ``if_match`` (R4 412 otherwise)."""
+    current = get_order(db, order_id)
+    if current is None or current.deleted:
+        raise PreconditionFailed.because(
+            "conflict", f"If-Match: MedicationRequest/{order_id} has no current version", "If-Match"
         )
-    system, bar, value = token.partition("|")
-    return (system, value) if bar else (None, system)
-
-
-def find_existing(db: Session, condition: Condition) -> OrderRecord | None:
-    """The order a conditional create matches: None, the one match, or an error if several."""
-    matches = find_by_identifier(db, *condition)
-    if len(matches) > 1:
-        raise PreconditionFailed(f"{len(matches)} orders match identifier {condition[1]!r}")
-    return matches[0] if matches else None
+    if current.version_id != if_match:
+        raise PreconditionFailed.because(
+            "conflict",
+            f"If-Match: version {if_match} is not the current version {current.version_id}",
+            "If-Match",
+        )
 
 
 async def resolve_medications(ehr: EhrClient, resource: Json) -> dict[str, Json]:

@@ -128,7 +128,9 @@ def _apply_page(engine: Engine, catalog: DrugCatalog, page: Json, summary: SyncS
         if when is not None and (newest is None or when[0] > newest[0]):
             newest = when
         try:
-            prepared.append(prepare_order(resource, catalog, medications=medications))
+            prepared.append(
+                prepare_order(resource, catalog, medications=medications, ehr_sourced=True)
+            )
         except MappingError as exc:
             summary.rejected += 1
             log.warning(

@@ -1,4 +1,5 @@
-"""Orders, one at a time: accept (create, update, conditional create), delete, read, list."""
+"""Orders, one at a time: accept (create, update, conditional create), delete, read (and
+read a version, the history), list."""
 
 from __future__ import annotations
 
@@ -10,22 +11,23 @@ from anyio.to_thread import run_sync
 from fhir_mappings.errors import MappingError
 
 from ..clock import utcnow
-from ..domain.errors import Gone, NotFound
+from ..domain.errors import Gone, Invalid, NotFound
 from ..domain.orders import patient_reference
-from ..read_models import OrderPage, OrderRecord, OrderView
+from ..read_models import OrderPage, OrderRecord, OrderVersion, OrderView
 from ..runtime import Runtime
 from ..store import audit
 from ..store import orders as store
 from ..store.db import transaction, write_transaction
 from .order_intake import (
+    EHR_SOURCES,
+    check_version,
     claim_orders,
-    find_existing,
-    parse_if_none_exist,
     prepare_order,
     refusal,
     resolve_medications,
     store_order,
 )
+from .order_search import find_existing, read_if_none_exist
 
 Json = dict[str, Any]
 Applied = store.Applied
@@ -39,27 +41,39 @@ async def accept_order(
     order_id: str,
     source: str,
     if_none_exist: str | None = None,
+    if_match: str | None = None,
+    base: str | None = None,
 ) -> ApplyResult:
     """Map and store one order. With ``if_none_exist`` an existing match is returned
     instead (checked in the same write transaction, so concurrent retries cannot both
-    create)."""
-    condition = parse_if_none_exist(if_none_exist) if if_none_exist else None
+    create); with ``if_match`` (an ETag) the order must still be at that version.
+    ``base`` is this FHIR base's URL, for absolute references in the condition."""
+    condition = (
+        read_if_none_exist(if_none_exist, local_bases=local_bases(rt, base))
+        if if_none_exist is not None
+        else None
+    )
+    expected = expected_version(if_match, source)
     medications = await resolve_medications(rt.ehr, resource)
 
     def work() -> ApplyResult:
         try:
             prepared = prepare_order(
-                resource, rt.catalog, order_id=order_id, medications=medications
+                resource,
+                rt.catalog,
+                order_id=order_id,
+                medications=medications,
+                ehr_sourced=source in EHR_SOURCES,
             )
         except MappingError as exc:
             raise refusal(exc) from exc
         with write_transaction(rt.engine) as db:
-            claim_orders(db, [prepared], conditions=[condition] if condition else [])
+            claim_orders(db, [prepared], conditions=[condition] if condition is not None else [])
             existing = find_existing(db, condition) if condition is not None else None
             if existing is not None:
                 result = ApplyResult(Applied.MATCHED, existing)
             else:
-                result = store_order(db, prepared, source=source, now=utcnow())
+                result = store_order(db, prepared, source=source, now=utcnow(), if_match=expected)
             audit.note("MedicationRequest", result.record.id, result.record.patient)
             return result
 
@@ -69,13 +83,40 @@ async def accept_order(
     return result
 
 
-async def delete_order(rt: Runtime, order_id: str) -> None:
-    """Record that the EHR deleted an order; the cached order stays, flagged as deleted."""
+def expected_version(if_match: str | None, source: str) -> int | None:
+    """The version ``If-Match`` names, on the FHIR base. On the EHR's channels it is the
+    EHR's own version (HAPI's rest-hook delivery sends ``If-Match`` with it), which the
+    source version already orders, so it is not a precondition on this server's versions."""
+    if not if_match or source in EHR_SOURCES:
+        return None
+    return version_of_etag(if_match)
+
+
+def local_bases(rt: Runtime, base: str | None) -> tuple[str, ...]:
+    """FHIR bases whose absolute references name the orders' own patients."""
+    return (rt.settings.ehr_base_url, base) if base else (rt.settings.ehr_base_url,)
+
+
+def version_of_etag(etag: str, element: str = "If-Match") -> int:
+    """``W/"3"`` (or ``"3"``, ``3``) -> 3; ``Invalid`` otherwise."""
+    raw = etag.strip().removeprefix("W/").strip('"')
+    if not raw.isdigit() or len(raw) > 18:
+        raise Invalid(f'{element}: {etag!r} is not a version ETag such as W/"1"', element)
+    return int(raw)
+
+
+async def delete_order(
+    rt: Runtime, order_id: str, *, source: str, if_match: str | None = None
+) -> None:
+    """Record that an order was deleted; the cached order stays, flagged as deleted."""
+    expected = expected_version(if_match, source)
 
     def work() -> None:
         with write_transaction(rt.engine) as db:
             store.lock_orders(db, order_ids=[order_id])
-            deleted = store.mark_deleted(db, order_id, version_id=None, now=utcnow())
+            if expected is not None:
+                check_version(db, order_id, expected)
+            deleted = store.mark_deleted(db, order_id, now=utcnow())
             audit.note("MedicationRequest", order_id, deleted.patient if deleted else None)
 
     await run_sync(work)
@@ -90,7 +131,7 @@ def visible(record: OrderRecord | None, compartment: str | None) -> OrderRecord 
 
 
 async def read_order(rt: Runtime, order_id: str, compartment: str | None = None) -> OrderRecord:
-    """The cached order (its resource as received); ``Gone`` once deleted."""
+    """The cached order (as served: this server's ``meta``); ``Gone`` once deleted."""
 
     def load() -> OrderRecord | None:
         with transaction(rt.engine) as db:
@@ -102,6 +143,45 @@ async def read_order(rt: Runtime, order_id: str, compartment: str | None = None)
     if record.deleted:
         raise Gone(f"MedicationRequest/{order_id} was deleted")
     return record
+
+
+async def read_order_version(
+    rt: Runtime, order_id: str, version_id: str, compartment: str | None = None
+) -> OrderVersion:
+    """One version of an order (vread); ``Gone`` for the version that deleted it."""
+    if not version_id.isdigit() or len(version_id) > 18:
+        raise NotFound(f"MedicationRequest/{order_id} has no version {version_id!r}", "vid")
+
+    def load() -> OrderVersion | None:
+        with transaction(rt.engine) as db:
+            if visible(store.get_order(db, order_id), compartment) is None:
+                return None
+            return store.get_order_version(db, order_id, int(version_id))
+
+    version = await run_sync(load)
+    if version is None:
+        raise NotFound(f"MedicationRequest/{order_id}/_history/{version_id} is not known")
+    if version.deleted:
+        raise Gone(f"MedicationRequest/{order_id}/_history/{version_id} is a delete")
+    return version
+
+
+async def order_history(
+    rt: Runtime, order_id: str, compartment: str | None = None
+) -> list[OrderVersion]:
+    """Every version of an order, newest first (``NotFound`` for an unknown order, or one
+    of another patient than the caller's only one)."""
+
+    def load() -> list[OrderVersion]:
+        with transaction(rt.engine) as db:
+            if visible(store.get_order(db, order_id), compartment) is None:
+                return []
+            return store.order_history(db, order_id)
+
+    versions = await run_sync(load)
+    if not versions:
+        raise NotFound(f"MedicationRequest/{order_id} is not known")
+    return versions
 
 
 @dataclass(frozen=True)

@@ -210,8 +210,16 @@ async def search(rt: Runtime, q: ResourceSearch, compartment: str | None = None)
 
 
 async def read_resource(
-    rt: Runtime, resource_type: str, resource_id: str, compartment: str | None = None
+    rt: Runtime,
+    resource_type: str,
+    resource_id: str,
+    compartment: str | None = None,
+    version_id: str | None = None,
 ) -> Json:
+    """A finished session's resource (with ``meta``); each has one version, ``1``."""
+    if version_id is not None and version_id != "1":
+        raise NotFound(f"{resource_type}/{resource_id} has no version {version_id!r}", "vid")
+
     def load() -> Json | None:
         with transaction(rt.engine) as db:
             found = get_resource(db, resource_type, resource_id)

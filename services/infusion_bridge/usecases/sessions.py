@@ -142,7 +142,7 @@ def append_event(
             except (ValueError, LookupError) as exc:
                 raise DomainError(f"the session cannot be written as FHIR: {exc}") from exc
             outbox.enqueue(db, session_id, payload=bundle, now=now)
-            store_resources(db, session_id, updated.patient, local_resources(bundle))
+            store_resources(db, session_id, updated.patient, local_resources(bundle), now=now)
         return queued
 
 

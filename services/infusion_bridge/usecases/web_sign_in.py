@@ -37,8 +37,10 @@ def _key(token: str) -> str:
 
 def _safe_next(next_url: str | None) -> str:
     """Only a path on this service (no open redirect)."""
-    if next_url and next_url.startswith("/") and not next_url.startswith("//"):
-        return next_url[:500]
+    # "//host" and "/\\host" are other hosts to a browser
+    path = next_url or ""
+    if path.startswith("/") and not path.startswith("//") and "\\" not in path:
+        return path[:500]
     return "/ui/sessions"
 
 

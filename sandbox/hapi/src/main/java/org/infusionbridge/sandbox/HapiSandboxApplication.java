@@ -24,6 +24,10 @@ import ca.uhn.fhir.rest.server.RestfulServer;
 import ca.uhn.fhir.rest.server.provider.ResourceProviderFactory;
 import ca.uhn.fhir.rest.server.util.ISearchParamRegistry;
 import jakarta.persistence.EntityManagerFactory;
+import org.infusionbridge.sandbox.auth.AuthSettings;
+import org.infusionbridge.sandbox.auth.BearerTokenInterceptor;
+import org.infusionbridge.sandbox.auth.SmartConfigurationFilter;
+import org.springframework.boot.web.servlet.FilterRegistrationBean;
 import java.util.Map;
 import javax.sql.DataSource;
 import org.slf4j.Logger;
@@ -176,7 +180,23 @@ public class HapiSandboxApplication {
 		pagingProvider.setMaximumPageSize(intProp(env, "sandbox.max-page-size", 200));
 		server.setPagingProvider(pagingProvider);
 		server.setDefaultResponseEncoding(EncodingEnum.JSON);
+		AuthSettings auth = AuthSettings.from(env);
+		if (auth != null) {
+			server.registerInterceptor(new BearerTokenInterceptor(auth, systemDao.getContext()));
+			ourLog.info("bearer tokens required: issuer {}, audience {}", auth.issuer(), auth.audience());
+		}
 		return server;
+	}
+
+	/** {@code /fhir/.well-known/smart-configuration}, only while tokens are required. */
+	@Bean
+	public FilterRegistrationBean<SmartConfigurationFilter> smartConfigurationFilter(Environment env) {
+		AuthSettings auth = AuthSettings.from(env);
+		FilterRegistrationBean<SmartConfigurationFilter> reg =
+				new FilterRegistrationBean<>(new SmartConfigurationFilter(auth));
+		reg.addUrlPatterns("/fhir/.well-known/smart-configuration");
+		reg.setEnabled(auth != null);
+		return reg;
 	}
 
 	@Bean

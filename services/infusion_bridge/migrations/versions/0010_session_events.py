@@ -4,8 +4,8 @@ Each recorded event of a session becomes one row of ``session_events`` (its plac
 timeline and the event as JSON), instead of living in ``sessions.session_json``, which
 every new event used to rewrite whole. ``session_json`` keeps the session's other fields.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-11-30
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009"
-down_revision: str | None = "0008"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -11,8 +11,8 @@ On SQLite, changing a column type rebuilds the table, which drops its triggers: 
 append-only guard of ``audit_events`` is created again (the rebuild copies the rows with
 INSERT and removes the old table with DROP TABLE, neither of which those triggers refuse).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-30
 """
 
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
