@@ -144,6 +144,77 @@ def test_concurrent_puts_of_one_version_create_once(
     assert set(owners.values()) == {1}
 
 
+def test_concurrent_conditional_creates_on_patient_and_status_make_one_order(
+    two_replicas: tuple[str, list[str]], staff: StaffAuth
+) -> None:
+    """A condition naming no identifier (#13's search parameters): each creates one order."""
+    database_url, urls = two_replicas
+    patients = [f"Patient/cond-{n}" for n in range(IDENTIFIERS)]
+    replica = itertools.cycle(urls)
+    requests = [
+        (
+            "POST",
+            f"{next(replica)}/fhir/MedicationRequest",
+            orjson.dumps(medication_request(subject={"reference": patient})),
+            {**FHIR, "If-None-Exist": f"patient={patient}&status=active"},
+        )
+        for _ in range(PER_IDENTIFIER // 2)
+        for patient in patients
+    ]
+    answers = asyncio.run(_send_all(requests, staff))
+
+    statuses = Counter(status for status, _ in answers)
+    assert set(statuses) <= {200, 201}, [a for a in answers if a[0] not in (200, 201)][:3]
+    assert statuses[201] == IDENTIFIERS
+    _, _, orders = _identifier_counts(database_url)
+    assert orders == IDENTIFIERS
+
+
+def test_concurrent_if_match_updates_make_one_version_each(
+    two_replicas: tuple[str, list[str]], staff: StaffAuth
+) -> None:
+    """#13's If-Match under concurrency: one update per version wins, the others get 412;
+    every version is kept in order_versions, none twice, no 5xx."""
+    database_url, urls = two_replicas
+    order_id = "if-match-race"
+    body = medication_request(id=order_id)
+    with httpx.Client(timeout=60, auth=staff) as client:
+        r = client.put(f"{urls[0]}/fhir/MedicationRequest/{order_id}", json=body, headers=FHIR)
+        assert r.status_code == 201, r.text
+    replica = itertools.cycle(urls)
+    requests = []
+    for n in range(PER_IDENTIFIER):
+        changed = {**body, "note": [{"text": f"change {n}"}]}
+        requests.append(
+            (
+                "PUT",
+                f"{next(replica)}/fhir/MedicationRequest/{order_id}",
+                orjson.dumps(changed),
+                {**FHIR, "If-Match": 'W/"1"'},
+            )
+        )
+    answers = asyncio.run(_send_all(requests, staff))
+
+    statuses = Counter(status for status, _ in answers)
+    assert statuses == Counter({200: 1, 412: PER_IDENTIFIER - 1}), statuses
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        versions = (
+            conn.execute(
+                text("SELECT version_id FROM order_versions WHERE order_id = :id ORDER BY 1"),
+                {"id": order_id},
+            )
+            .scalars()
+            .all()
+        )
+        current = conn.execute(
+            text("SELECT version_id FROM orders WHERE id = :id"), {"id": order_id}
+        ).scalar_one()
+    engine.dispose()
+    assert versions == [1, 2]
+    assert current == 2
+
+
 def test_orders_sharing_an_identifier_keep_their_rows_and_a_condition_sees_both(
     two_replicas: tuple[str, list[str]], staff: StaffAuth
 ) -> None:
@@ -152,7 +223,7 @@ def test_orders_sharing_an_identifier_keep_their_rows_and_a_condition_sees_both(
     for n, url in enumerate(urls):
         r = httpx.put(
             f"{url}/fhir/MedicationRequest/shared-{n}",
-            content=orjson.dumps(medication_request(identifier=shared)),
+            content=orjson.dumps(medication_request(id=f"shared-{n}", identifier=shared)),
             headers=FHIR,
             auth=staff,
         )

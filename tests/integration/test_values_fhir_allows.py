@@ -66,6 +66,7 @@ def _identifier_rows(c: TestClient) -> int:
 def test_long_identifier_group_and_patient_are_kept_and_matched(client: TestClient) -> None:
     patient = {"reference": f"https://ehr.example.org/{'b' * 900}/fhir/Patient/pat-1"}
     body = medication_request(
+        id="long-1",
         identifier=[{"system": f"urn:{LONG}", "value": LONG}],
         groupIdentifier={"system": f"urn:{LONG}", "value": LONG},
         subject=patient,
@@ -74,7 +75,7 @@ def test_long_identifier_group_and_patient_are_kept_and_matched(client: TestClie
     assert created.status_code == 201, created.text
     # linked only within the same patient (#12), so the sibling names the same long reference
     sibling = medication_request(
-        groupIdentifier={"system": f"urn:{LONG}", "value": LONG}, subject=patient
+        id="long-2", groupIdentifier={"system": f"urn:{LONG}", "value": LONG}, subject=patient
     )
     assert (
         client.put("/fhir/MedicationRequest/long-2", json=sibling, headers=FHIR).status_code == 201
@@ -98,7 +99,9 @@ def test_long_identifier_group_and_patient_are_kept_and_matched(client: TestClie
 
 
 def test_a_patient_reference_over_the_limit_is_refused_by_name(client: TestClient) -> None:
-    body = medication_request(subject={"reference": f"https://{'p' * 2000}/Patient/pat-1"})
+    body = medication_request(
+        id="too-long", subject={"reference": f"https://{'p' * 2000}/Patient/pat-1"}
+    )
     r = client.put("/fhir/MedicationRequest/too-long", json=body, headers=FHIR)
     assert r.status_code == 422
     assert r.json()["issue"][0]["expression"] == ["MedicationRequest.subject.reference"]
@@ -107,7 +110,7 @@ def test_a_patient_reference_over_the_limit_is_refused_by_name(client: TestClien
 def test_tens_of_thousands_of_identifiers_are_all_stored(client: TestClient) -> None:
     count = 25_000  # one multi-row INSERT of these exceeded PostgreSQL's 65,535 parameters
     body = medication_request(
-        identifier=[{"system": "urn:bulk", "value": f"B{n}"} for n in range(count)]
+        id="bulk-1", identifier=[{"system": "urn:bulk", "value": f"B{n}"} for n in range(count)]
     )
     raw = orjson.dumps(body)
     assert len(raw) < 5 * 1024 * 1024
@@ -133,7 +136,7 @@ def test_tens_of_thousands_of_identifiers_are_all_stored(client: TestClient) -> 
 def test_nul_in_a_string_is_refused_with_400(
     client: TestClient, where: str, expression: str
 ) -> None:
-    body = medication_request()
+    body = medication_request(id="nul-1")
     if where == "identifier":
         body["identifier"][0]["value"] = "ORD\u00001"
     else:
@@ -152,7 +155,7 @@ def test_a_batch_with_long_and_nul_entries_never_answers_500(client: TestClient)
         "entry": [
             {"resource": long_entry, "request": {"method": "POST", "url": "MedicationRequest"}},
             {
-                "resource": medication_request(),
+                "resource": medication_request(id="batch-2"),
                 "request": {"method": "PUT", "url": "MedicationRequest/batch-2"},
             },
         ],

@@ -108,7 +108,9 @@ MAX_FINE_LOCKS = 64
 """More keys than this in one transaction take the namespace-wide lock instead."""
 
 
-def lock_keys(db: Session, namespace: int, keys: Iterable[int]) -> None:
+def lock_keys(
+    db: Session, namespace: int, keys: Iterable[int], *, everything: bool = False
+) -> None:
     """Serialise this transaction with every other one that locks any of ``keys``
     (PostgreSQL advisory locks, released at commit or rollback).
 
@@ -118,7 +120,8 @@ def lock_keys(db: Session, namespace: int, keys: Iterable[int]) -> None:
     transaction with up to ``MAX_FINE_LOCKS`` keys holds the namespace key 0 *shared*
     plus each key exclusively; one with more (a large Bundle) holds key 0 *exclusively*,
     which excludes every fine-grained holder. Keys are taken in ascending order, after
-    key 0, so two transactions never wait on each other in a cycle.
+    key 0, so two transactions never wait on each other in a cycle. ``everything`` takes
+    key 0 exclusively whatever the keys (a read that no fine-grained key covers).
 
     SQLite needs nothing here: :func:`write_transaction` already holds the file's single
     write lock from its first statement.
@@ -127,7 +130,7 @@ def lock_keys(db: Session, namespace: int, keys: Iterable[int]) -> None:
         return
     fine = sorted(set(keys))
     conn = db.connection()
-    if len(fine) > MAX_FINE_LOCKS:
+    if everything or len(fine) > MAX_FINE_LOCKS:
         conn.execute(text("SELECT pg_advisory_xact_lock(:ns, 0)"), {"ns": namespace})
         return
     conn.execute(text("SELECT pg_advisory_xact_lock_shared(:ns, 0)"), {"ns": namespace})

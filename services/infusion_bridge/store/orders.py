@@ -88,7 +88,11 @@ def get_order(db: Session, order_id: str) -> OrderRecord | None:
 
 
 def lock_orders(
-    db: Session, *, order_ids: Iterable[str] = (), identifier_values: Iterable[str] = ()
+    db: Session,
+    *,
+    order_ids: Iterable[str] = (),
+    identifier_values: Iterable[str] = (),
+    everything: bool = False,
 ) -> None:
     """Hold, until this transaction ends, the right to write these order ids and orders
     carrying these identifier values; call it before reading what the write depends on.
@@ -102,11 +106,13 @@ def lock_orders(
     transactions lose. A lock per key makes the losers wait a few milliseconds and then
     read the winner's row: 200 with the existing order, an ``unchanged`` same-version PUT,
     never a duplicate, never a unique-key 500. Keys are hashed (:func:`lock_key`) on the
-    identifier *value* alone, since a condition may leave out the system.
+    identifier *value* alone, since a condition may leave out the system. ``everything``
+    excludes every other order write (a conditional create whose condition names no order
+    id and no identifier value, e.g. ``patient=...&status=active``).
     """
     keys = [lock_key(f"id:{i}") for i in order_ids]
     keys += [lock_key(f"identifier:{v}") for v in identifier_values]
-    lock_keys(db, LOCK_NAMESPACE_ORDERS, keys)
+    lock_keys(db, LOCK_NAMESPACE_ORDERS, keys, everything=everything)
 
 
 Token = tuple[str | None, str | None]

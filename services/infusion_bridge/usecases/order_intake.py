@@ -107,8 +107,8 @@ def claim_orders(
     duplicate an order nor fail on its primary key.
 
     A condition's ``_id`` and ``identifier`` values are locked like the orders' own ids and
-    identifiers. A condition on ``patient``/``status`` alone names no such key: it is
-    serialised with the orders it could match only where those also name one of its keys.
+    identifiers. A condition on ``patient``/``status`` alone names no such key: it excludes
+    every other order write while its transaction runs (rare, and correct).
     """
     items = list(prepared)
     criteria = list(conditions)
@@ -118,8 +118,13 @@ def claim_orders(
         + list(order_ids)
         + [i for c in criteria for i in c.ids],
         identifier_values=[i.value for p in items for i in p.order.identifiers]
-        + [value for c in criteria for _, value in c.identifiers if value is not None],
+        + [value for c in criteria for value in _identifier_values(c)],
+        everything=any(not c.ids and not _identifier_values(c) for c in criteria),
     )
+
+
+def _identifier_values(criteria: OrderCriteria) -> list[str]:
+    return [value for _, value in criteria.identifiers if value is not None]
 
 
 def without_server_meta(resource: Json) -> Json:
