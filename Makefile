@@ -33,7 +33,7 @@ run: install sandbox-start ## run the service on 127.0.0.1:8000 against the loca
 		INFUSION_EHR_PRIVATE_KEY_PATH="$${INFUSION_EHR_PRIVATE_KEY_PATH:-$(EHR_KEY)}" \
 		$(BIN)/infusion-bridge serve
 
-system-deps: ## install Chromium and PostgreSQL from Debian if missing (tests need them)
+system-deps: ## install Chromium, PostgreSQL and ab from Debian if missing (tests, bench)
 	@bash scripts/system-deps.sh
 
 interop-deps: system-deps ## build the interop suite's clients (HAPI client via Maven, fhir-kit-client via npm ci)
@@ -66,7 +66,7 @@ sandbox-stop: ## stop the HAPI sandbox and Keycloak
 sandbox-status: ## are the sandboxes running?
 	@bash $(SANDBOX) status; bash $(IDP) status
 
-bench: install ## run the benchmarks in bench/ (starts what they need)
+bench: install system-deps ## run the benchmarks in bench/ (starts what they need)
 	@$(BIN)/python -m bench
 
 clean: ## remove the virtualenv, caches and local data

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import auth, clinician, intake, nurse, operations, writeback
+from bench import auth, clinician, intake, native, nurse, operations, writeback
 from bench._common import Hapi, machine_note, say
 
 BENCHMARKS = {
@@ -28,6 +28,7 @@ BENCHMARKS = {
     "clinician": clinician,
     "nurse": nurse,
     "operations": operations,
+    "native": native,
     "auth": auth,
 }
 

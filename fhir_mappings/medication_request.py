@@ -71,6 +71,8 @@ from services.infusion_bridge.domain.orders import (
 
 __all__ = ["order_element_path", "order_from_fhir", "order_to_fhir", "violations_to_issues"]
 
+MAX_PATIENT_REFERENCE: Final = 1024
+"""Longest Patient reference taken (a base URL plus ``Patient/<id>``); the store indexes it."""
 _PATIENT_REF: Final = re.compile(
     r"^(?:[a-z][a-z0-9+.-]*://\S+/)?Patient/[A-Za-z0-9\-.]{1,64}(?:/_history/[A-Za-z0-9\-.]{1,64})?$"
 )
@@ -205,6 +207,13 @@ def _patient(m: Any, log: IssueLog) -> str | None:
     reference = subject.reference if subject is not None else None
     if not reference:
         log.add("required", "subject must reference a Patient", f"{MR}.subject")
+        return None
+    if len(reference) > MAX_PATIENT_REFERENCE:
+        log.add(
+            "too-long",
+            f"subject.reference is longer than {MAX_PATIENT_REFERENCE} characters",
+            f"{MR}.subject.reference",
+        )
         return None
     if not _PATIENT_REF.match(reference):
         log.add(

@@ -49,3 +49,8 @@ class StaffAuth(httpx.Auth):
 def trusting(keycloak: KeycloakSandbox) -> dict[str, Any]:
     """Settings that make the service accept the sandbox's tokens."""
     return {"auth_issuer": keycloak.issuer, "auth_audience": "infusion-bridge"}
+
+
+def trusting_env(keycloak: KeycloakSandbox) -> dict[str, str]:
+    """The same settings as environment variables, for a service in another process."""
+    return {f"INFUSION_{name.upper()}": str(value) for name, value in trusting(keycloak).items()}

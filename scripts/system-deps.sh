@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the system packages the test suite needs, from Debian's archive, if missing:
 #   chromium (+ a font) for the browser test, PostgreSQL server binaries for the store tests,
+#   ab (apache2-utils) as the native load generator of `make bench`,
 #   Node.js + npm for the interop suite's fhir-kit-client (tests/interop).
 # Java 17 and Maven (the HAPI sandbox, the HAPI client driver) are expected on the machine already.
 set -euo pipefail
@@ -8,6 +9,7 @@ set -euo pipefail
 need=()
 [[ -x /usr/bin/chromium ]] || need+=(chromium fonts-dejavu-core)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null || need+=(postgresql)
+command -v ab > /dev/null || need+=(apache2-utils)
 command -v java > /dev/null || need+=(openjdk-17-jdk-headless)
 command -v mvn > /dev/null || need+=(maven)
 command -v node > /dev/null || need+=(nodejs)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import httpx
 import typer
 import uvicorn
+from fastapi import FastAPI
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -30,25 +32,44 @@ cli = typer.Typer(
 def serve(
     host: str | None = typer.Option(None, help="Listen address (default: INFUSION_HOST)."),
     port: int | None = typer.Option(None, help="Listen port (default: INFUSION_PORT)."),
+    workers: int | None = typer.Option(
+        None, min=1, help="Worker processes on the one port (default: INFUSION_WORKERS)."
+    ),
 ) -> None:
-    """Run the HTTP service."""
+    """Run the HTTP service (several worker processes with --workers; use PostgreSQL then)."""
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    workers = workers or settings.workers
     check_auth_switch(settings, host or settings.host)
-    app = create_app(settings)
     typer.echo(
         f"Infusion Bridge on http://{host or settings.host}:{port or settings.port} "
-        f"(EHR {settings.ehr_base_url}, store {settings.database_url.split('://')[0]})",
+        f"(EHR {settings.ehr_base_url}, store {settings.database_url.split('://')[0]}, "
+        f"{workers} worker process{'es' if workers > 1 else ''})",
         err=True,
     )
+    if workers > 1:
+        # Every worker imports the app factory and builds its own app, engine and pools
+        # (nothing is shared across a fork). Migrate once, here, before they start.
+        if settings.auto_migrate:
+            migrate(make_engine(settings.database_url))
+        os.environ["INFUSION_AUTO_MIGRATE"] = "false"
     uvicorn.run(
-        app,
+        "services.infusion_bridge.cli:worker_app" if workers > 1 else create_app(settings),
+        factory=workers > 1,
         host=host or settings.host,
         port=port or settings.port,
+        workers=workers,
         log_config=None,
         access_log=False,
         proxy_headers=False,
     )
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process (``serve --workers N`` starts each from here)."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)
 
 
 @cli.command("migrate")

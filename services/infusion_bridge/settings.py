@@ -111,6 +111,12 @@ class Settings(BaseSettings):
         ge=0,
         description="When the EHR is back, waiting deliveries are retried within this (jitter).",
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Worker processes of `infusion-bridge serve` (more than 1: use PostgreSQL).",
+    )
     auth_issuer: str = Field(
         default="http://127.0.0.1:8180/realms/infusion-bridge",
         description="OIDC issuer whose access tokens the service accepts (its JWKS signs them).",

@@ -29,6 +29,13 @@ def test_compose_parses_and_wires_hapi_postgres_and_service() -> None:
     assert issuer == f"{services['keycloak']['environment']['KC_HOSTNAME']}/realms/infusion-bridge"
 
 
+def test_compose_runs_two_replicas_of_the_service_on_postgres() -> None:
+    service = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["service"]
+    assert service["deploy"]["replicas"] == 2
+    assert service["ports"] == ["8000-8001:8000"]  # one host port per replica
+    assert service["environment"]["DATABASE_URL"].startswith("postgresql+psycopg://")
+
+
 def test_every_compose_setting_is_a_real_setting() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     known = {f"INFUSION_{name.upper()}" for name in Settings.model_fields} | {"DATABASE_URL"}

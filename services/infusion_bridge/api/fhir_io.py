@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -31,7 +32,35 @@ async def read_resource(request: Request, expected_type: str | None = None) -> J
     if not isinstance(body, dict):
         raise Invalid.because("structure", "the body must be a JSON object (a FHIR resource)")
     check_type(body, expected_type)
+    if _MAY_HOLD_CONTROL.search(raw):
+        check_characters(body, str(body["resourceType"]))
     return body
+
+
+# JSON can only carry a control character escaped: \b, \f, or \u00XX ("\\u0000" is a
+# backslash and text, which the walk below then finds harmless). Most bodies have none
+# of these, so the walk is skipped for them.
+_MAY_HOLD_CONTROL = re.compile(rb"\\(?:[bf]|u00[01])")
+_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def check_characters(node: Any, path: str) -> None:
+    """FHIR strings hold no control characters but tab, CR and LF (R4 ``string``: "SHALL
+    NOT contain Unicode character points below 32, except for u0009, u000D and u000A");
+    PostgreSQL cannot even store U+0000. 400 naming the element that has one."""
+    if isinstance(node, str):
+        if _FORBIDDEN.search(node):
+            raise Invalid.because(
+                "invalid", "strings must not contain control characters (e.g. U+0000)", path
+            )
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if _FORBIDDEN.search(key):
+                raise Invalid.because("invalid", "a property name holds a control character", path)
+            check_characters(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            check_characters(value, f"{path}[{i}]")
 
 
 def check_type(body: Json, expected_type: str | None) -> None:

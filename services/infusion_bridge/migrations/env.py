@@ -21,6 +21,13 @@ def run_migrations() -> None:
             poolclass=pool.NullPool,
         )
     with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # batch migrations rebuild a table (copy, drop, rename); with foreign keys on,
+            # dropping a table that other rows point at fails. SQLite only honours this
+            # pragma outside a transaction, i.e. before the migrations begin one.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()  # end the implicit transaction, so that Alembic owns its own
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
@@ -28,6 +35,9 @@ def run_migrations() -> None:
         )
         with context.begin_transaction():
             context.run_migrations()
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
 
 
 run_migrations()

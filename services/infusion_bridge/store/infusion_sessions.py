@@ -5,24 +5,32 @@ Everything returned is a read model (:class:`SessionRecord`), never a row.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import func, insert, update
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from ..domain.history import dose_of
 from ..domain.orders import Quantity
-from ..domain.sessions import TERMINAL, InfusionSession
+from ..domain.sessions import TERMINAL, InfusionSession, RecordedEvent
 from ..read_models import SessionRecord
-from .tables import SessionRow
+from .tables import SessionEventRow, SessionRow
+
+_INSERT_EVENTS = insert(SessionEventRow)
 
 
 class ConcurrentUpdate(Exception):
     """Someone else changed the session between our read and our write."""
 
 
-def record_of(row: SessionRow, *, with_timeline: bool) -> SessionRecord:
+def record_of(
+    row: SessionRow, *, events: Sequence[Mapping[str, Any]] | None = None
+) -> SessionRecord:
+    """The read model of a row; with ``events`` (its ``session_events``, in order), the
+    timeline too."""
     dose = (
         Quantity(value=row.dose_value, unit=row.dose_unit)
         if row.dose_value is not None and row.dose_unit
@@ -41,14 +49,27 @@ def record_of(row: SessionRow, *, with_timeline: bool) -> SessionRecord:
         utc_offset_minutes=row.utc_offset_minutes,
         given_at=row.given_at,
         dose=dose,
-        infusion=InfusionSession.model_validate(row.session_json) if with_timeline else None,
+        infusion=(
+            InfusionSession.model_validate(
+                {**row.session_json, "state": row.state, "events": events}
+            )
+            if events is not None
+            else None
+        ),
     )
 
 
 def get_infusion_session(db: Session, session_id: str) -> SessionRecord | None:
-    """One session with its timeline."""
+    """One session with its timeline (its event rows, in order)."""
     row = db.get(SessionRow, session_id)
-    return record_of(row, with_timeline=True) if row is not None else None
+    if row is None:
+        return None
+    events = db.exec(
+        select(SessionEventRow.event_json)
+        .where(SessionEventRow.session_id == session_id)
+        .order_by(col(SessionEventRow.seq))
+    ).all()
+    return record_of(row, events=events)
 
 
 def insert_session(db: Session, infusion: InfusionSession, *, now: datetime) -> SessionRecord:
@@ -60,17 +81,36 @@ def insert_session(db: Session, infusion: InfusionSession, *, now: datetime) -> 
         state=infusion.state.value,
         created_at=now,
         updated_at=now,
-        session_json=infusion.model_dump(mode="json"),
+        session_json=infusion.model_dump(mode="json", exclude={"events"}),
     )
     db.add(row)
     db.flush()
-    return record_of(row, with_timeline=True)
+    _append(db, infusion.id, infusion.events)
+    return record_of(row, events=[e.model_dump(mode="json") for e in infusion.events])
+
+
+def _append(db: Session, session_id: str, events: Sequence[RecordedEvent]) -> None:
+    if events:
+        db.execute(
+            _INSERT_EVENTS,
+            [
+                {"session_id": session_id, "seq": e.seq, "event_json": e.model_dump(mode="json")}
+                for e in events
+            ],
+        )
 
 
 def save_session(
-    db: Session, infusion: InfusionSession, *, expected_version: int, now: datetime
+    db: Session,
+    infusion: InfusionSession,
+    *,
+    new_events: Sequence[RecordedEvent],
+    expected_version: int,
+    now: datetime,
 ) -> None:
-    """Write the new timeline if nobody else wrote since ``expected_version``."""
+    """Append ``new_events`` (the last of ``infusion``'s events) as rows and update the
+    session's summary columns, if nobody else wrote since ``expected_version``. The events
+    recorded before are neither read back nor rewritten here."""
     started = infusion.events[0].event.at if infusion.events else None
     ended = infusion.events[-1].event.at if infusion.state in TERMINAL and infusion.events else None
     dose = dose_of(infusion)
@@ -88,11 +128,11 @@ def save_session(
             given_at=dose.given_at if dose else None,
             dose_value=dose.dose.value if dose else None,
             dose_unit=dose.dose.unit if dose else None,
-            session_json=infusion.model_dump(mode="json"),
         )
     )
     if getattr(result, "rowcount", 0) != 1:
         raise ConcurrentUpdate(infusion.id)
+    _append(db, infusion.id, new_events)
 
 
 def list_sessions(
@@ -130,4 +170,4 @@ def list_sessions(
     ).offset(offset)
     if limit is not None:
         query = query.limit(limit)
-    return total, [record_of(r, with_timeline=False) for r in db.exec(query).all()]
+    return total, [record_of(r) for r in db.exec(query).all()]

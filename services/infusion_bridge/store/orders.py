@@ -5,17 +5,20 @@ Everything returned is a read model (:class:`OrderRecord`), never a row.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, delete, func
+from sqlalchemy import Table, and_, bindparam, delete, func, insert
 from sqlmodel import Session, col, or_, select
 
-from ..domain.orders import InfusionOrder
+from ..domain.orders import Identifier, InfusionOrder
 from ..read_models import OrderRecord, OrderVersion
-from .db import insert_ignore
+from .db import LOCK_NAMESPACE_ORDERS, insert_ignore, lock_keys
+from .keys import lock_key, text_key
 from .tables import (
     OrderIdentifierRow,
     OrderLinkRow,
@@ -41,7 +44,8 @@ class ApplyResult:
     record: OrderRecord
 
 
-def record_of(row: OrderRow) -> OrderRecord:
+def record_of(row: Any) -> OrderRecord:
+    """The read model of an ``orders`` row (an ORM object or a Core row alike)."""
     return OrderRecord(
         id=row.id,
         version_id=row.version_id,
@@ -60,9 +64,55 @@ def record_of(row: OrderRow) -> OrderRecord:
     )
 
 
+# The write path of an order (read the current version, insert or update, identifiers)
+# runs on SQLAlchemy Core, not the ORM: intake is the hot path, and the ORM's unit of work
+# (identity map, flush, attribute events) cost more than the statements themselves.
+# Everything here that writes ``orders`` goes through Core, so no ORM object goes stale.
+# The statements are built once, so that SQLAlchemy compiles each once (its cache key
+# of a statement with inline values costs more than running it).
+ORDERS: Table = OrderRow.__table__  # type: ignore[attr-defined]
+_SELECT = ORDERS.select().where(ORDERS.c.id == bindparam("key"))
+_INSERT = ORDERS.insert()
+_UPDATE = ORDERS.update().where(ORDERS.c.id == bindparam("key"))
+_INSERT_IDENTIFIERS = insert(OrderIdentifierRow)
+_INSERT_VERSION = insert(OrderVersionRow)
+
+
+def _current(db: Session, order_id: str) -> Any | None:
+    return db.connection().execute(_SELECT, {"key": order_id}).first()
+
+
 def get_order(db: Session, order_id: str) -> OrderRecord | None:
-    row = db.get(OrderRow, order_id)
+    row = _current(db, order_id)
     return record_of(row) if row is not None else None
+
+
+def lock_orders(
+    db: Session,
+    *,
+    order_ids: Iterable[str] = (),
+    identifier_values: Iterable[str] = (),
+    everything: bool = False,
+) -> None:
+    """Hold, until this transaction ends, the right to write these order ids and orders
+    carrying these identifier values; call it before reading what the write depends on.
+
+    Why advisory locks (and not a unique constraint or SERIALIZABLE): a conditional create
+    must not see "no match" while another transaction is creating the match. A unique
+    constraint cannot say that, because two orders may legitimately share an identifier
+    (the EHR can PUT both, and a conditional create then matches both: 412). SERIALIZABLE
+    would, but the loser fails at commit and has to redo the mapping and the whole write,
+    and under a burst of retries of one order (what an EHR does after a timeout) most
+    transactions lose. A lock per key makes the losers wait a few milliseconds and then
+    read the winner's row: 200 with the existing order, an ``unchanged`` same-version PUT,
+    never a duplicate, never a unique-key 500. Keys are hashed (:func:`lock_key`) on the
+    identifier *value* alone, since a condition may leave out the system. ``everything``
+    excludes every other order write (a conditional create whose condition names no order
+    id and no identifier value, e.g. ``patient=...&status=active``).
+    """
+    keys = [lock_key(f"id:{i}") for i in order_ids]
+    keys += [lock_key(f"identifier:{v}") for v in identifier_values]
+    lock_keys(db, LOCK_NAMESPACE_ORDERS, keys, everything=everything)
 
 
 Token = tuple[str | None, str | None]
@@ -110,6 +160,8 @@ def _token_match(system: str | None, value: str | None) -> Any:
     if system is not None:
         conditions.append(col(OrderIdentifierRow.system) == system)
     if value is not None:
+        # through the hashed key (indexed; a B-tree entry of the long value would not fit)
+        conditions.append(col(OrderIdentifierRow.value_key) == text_key(value))
         conditions.append(col(OrderIdentifierRow.value) == value)
     return and_(*conditions)
 
@@ -130,16 +182,17 @@ def apply_order(
     equal to the current version (``meta`` aside) makes no new version either. The new
     version gets ``meta.versionId``/``lastUpdated`` of this server, whatever the body said.
     """
-    row = db.get(OrderRow, order.id)  # from the identity map when the caller read it
+    row = _current(db, order.id)
     if row is not None and source_version is not None and row.source_version is not None:
         if source_version == row.source_version:
             return ApplyResult(Applied.UNCHANGED, record_of(row))
         if source_version < row.source_version:
             return ApplyResult(Applied.STALE, record_of(row))
+    conn = db.connection()
     if row is not None and not row.deleted and _content(row.resource_json) == _content(resource):
         if source_version is not None:
-            row.source_version = source_version
-            db.add(row)
+            conn.execute(_UPDATE, {"source_version": source_version, "key": order.id})
+            row = SimpleNamespace(**{**row._asdict(), "source_version": source_version})
         return ApplyResult(Applied.UNCHANGED, record_of(row))
     version = row.version_id + 1 if row is not None else 1
     served = _stamped(resource, version, now)
@@ -151,42 +204,49 @@ def apply_order(
         else (row.source_version if row is not None else None)
     )
     if row is None:
-        row = OrderRow(**fields)
-        db.add(row)
+        conn.execute(_INSERT, fields)
         outcome = Applied.CREATED
     else:
-        for key, value in fields.items():
-            setattr(row, key, value)
+        conn.execute(_UPDATE, {**fields, "key": order.id})
         outcome = Applied.UPDATED
     _replace_links(db, order, fresh=outcome is Applied.CREATED)
-    db.add(
-        OrderVersionRow(
-            order_id=order.id, version_id=version, last_updated=now, resource_json=served
-        )
+    conn.execute(
+        _INSERT_VERSION,
+        {
+            "order_id": order.id,
+            "version_id": version,
+            "last_updated": now,
+            "deleted": False,
+            "resource_json": served,
+        },
     )
-    return ApplyResult(outcome, record_of(row))
+    return ApplyResult(outcome, record_of(SimpleNamespace(**fields)))
 
 
 def mark_deleted(db: Session, order_id: str, *, now: datetime) -> OrderRecord | None:
     """Record a delete as a new version: the row stays (with its last content), flagged."""
-    row = db.get(OrderRow, order_id)
+    row = _current(db, order_id)
     if row is None or row.deleted:
         return record_of(row) if row is not None else None
-    row.deleted = True
-    row.version_id += 1
-    row.last_updated = now
-    row.received_at = now
-    db.add(row)
-    db.add(
-        OrderVersionRow(
-            order_id=order_id,
-            version_id=row.version_id,
-            last_updated=now,
-            deleted=True,
-            resource_json=row.resource_json,
-        )
+    changes = {
+        "deleted": True,
+        "version_id": row.version_id + 1,
+        "last_updated": now,
+        "received_at": now,
+    }
+    conn = db.connection()
+    conn.execute(_UPDATE, {**changes, "key": order_id})
+    conn.execute(
+        _INSERT_VERSION,
+        {
+            "order_id": order_id,
+            "version_id": row.version_id + 1,
+            "last_updated": now,
+            "deleted": True,
+            "resource_json": row.resource_json,
+        },
     )
-    return record_of(row)
+    return record_of(SimpleNamespace(**{**row._asdict(), **changes}))
 
 
 def get_order_version(db: Session, order_id: str, version_id: int) -> OrderVersion | None:
@@ -282,7 +342,11 @@ def linked_orders(db: Session, row: OrderRecord) -> list[OrderRecord]:
     )
     if row.group_value:
         query = query.where(
-            or_(col(OrderRow.id).in_(based), OrderRow.group_value == row.group_value)
+            or_(
+                col(OrderRow.id).in_(based),
+                (OrderRow.group_key == text_key(row.group_value))
+                & (OrderRow.group_value == row.group_value),
+            )
         )
     else:
         query = query.where(col(OrderRow.id).in_(based))
@@ -328,6 +392,7 @@ def set_checkpoint(db: Session, name: str, last_updated: str, *, now: datetime) 
 def _fields(
     order: InfusionOrder, resource: dict[str, Any], *, source: str, now: datetime
 ) -> dict[str, Any]:
+    group = _group_value(order)
     return {
         "id": order.id,
         "version_id": order.version_id,
@@ -337,7 +402,8 @@ def _fields(
         "drug_key": order.drug.key,
         "rxnorm": order.drug.rxnorm or order.drug.ndc or "",  # the code the EHR sent
         "role": order.role,
-        "group_value": _group_key(order),
+        "group_value": group,
+        "group_key": text_key(group) if group is not None else None,
         "deleted": False,
         "source": source,
         "received_at": now,
@@ -346,7 +412,7 @@ def _fields(
     }
 
 
-def _group_key(order: InfusionOrder) -> str | None:
+def _group_value(order: InfusionOrder) -> str | None:
     g = order.group_identifier
     return f"{g.system or ''}|{g.value}" if g else None
 
@@ -354,9 +420,10 @@ def _group_key(order: InfusionOrder) -> str | None:
 def _replace_links(db: Session, order: InfusionOrder, *, fresh: bool) -> None:
     """Rewrite the order's basedOn links and identifiers (a new order has none to drop).
 
-    An identifier already claimed by another order keeps its first owner.
+    Every identifier gets its row, also one another order carries too. They go in as one
+    executemany, which the driver sends in pages: a single multi-row INSERT of tens of
+    thousands of identifiers would exceed PostgreSQL's 65,535 bind parameters.
     """
-    db.flush()  # the order row first: the link rows point at it
     if not fresh:
         db.execute(delete(OrderLinkRow).where(col(OrderLinkRow.order_id) == order.id))
         db.execute(delete(OrderIdentifierRow).where(col(OrderIdentifierRow.order_id) == order.id))
@@ -370,13 +437,17 @@ def _replace_links(db: Session, order: InfusionOrder, *, fresh: bool) -> None:
             .on_conflict_do_nothing()
         )
     if order.identifiers:
-        db.execute(
-            insert_ignore(db, OrderIdentifierRow)
-            .values(
-                [
-                    {"system": i.system or "", "value": i.value, "order_id": order.id}
-                    for i in order.identifiers
-                ]
-            )
-            .on_conflict_do_nothing()
-        )
+        db.connection().execute(_INSERT_IDENTIFIERS, identifier_rows(order.id, order.identifiers))
+
+
+def identifier_rows(order_id: str, identifiers: Iterable[Identifier]) -> list[dict[str, Any]]:
+    return [
+        {
+            "order_id": order_id,
+            "position": n,
+            "system": i.system or "",
+            "value": i.value,
+            "value_key": text_key(i.value),
+        }
+        for n, i in enumerate(identifiers)
+    ]

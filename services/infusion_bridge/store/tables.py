@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -28,11 +28,16 @@ class OrderRow(SQLModel, table=True):
     last_updated: datetime
     source_version: int | None = None
     status: str = Field(index=True, max_length=32)
-    patient: str = Field(max_length=128)
+    patient: str = Field(sa_column=Column(Text, nullable=False))
+    """The Patient reference as sent (the mapper refuses one over 1,024 characters, so the
+    B-tree index on it stays within PostgreSQL's index row limit)."""
     drug_key: str = Field(index=True, max_length=64)
     rxnorm: str = Field(index=True, max_length=32)
     role: str = Field(max_length=16)
-    group_value: str | None = Field(default=None, index=True, max_length=256)
+    group_value: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    """``system|value`` of the groupIdentifier: any length FHIR allows, so not indexed ..."""
+    group_key: str | None = Field(default=None, index=True, max_length=64)
+    """... but its :func:`~.keys.text_key` is (a B-tree entry must stay under ~2.7 KB)."""
     deleted: bool = Field(default=False)
     source: str = Field(max_length=16)
     received_at: datetime
@@ -62,13 +67,21 @@ class OrderLinkRow(SQLModel, table=True):
 
 
 class OrderIdentifierRow(SQLModel, table=True):
-    """Business identifiers of cached orders, for conditional create (If-None-Exist)."""
+    """Every business identifier of every cached order, for conditional create
+    (If-None-Exist). Two orders may share one: a condition then matches both (412).
+
+    ``system`` and ``value`` hold any length FHIR allows (text); lookups go through
+    ``value_key`` (:func:`~.keys.text_key` of the value), which keeps the index bounded.
+    """
 
     __tablename__ = "order_identifiers"
 
-    system: str = Field(primary_key=True, max_length=256)
-    value: str = Field(primary_key=True, max_length=256)
-    order_id: str = Field(foreign_key="orders.id", index=True, max_length=64)
+    order_id: str = Field(primary_key=True, foreign_key="orders.id", max_length=64)
+    position: int = Field(primary_key=True)
+    """The identifier's index in ``MedicationRequest.identifier``."""
+    system: str = Field(sa_column=Column(Text, nullable=False))
+    value: str = Field(sa_column=Column(Text, nullable=False))
+    value_key: str = Field(index=True, max_length=64)
 
 
 class SyncCheckpointRow(SQLModel, table=True):
@@ -82,14 +95,16 @@ class SyncCheckpointRow(SQLModel, table=True):
 
 
 class SessionRow(SQLModel, table=True):
-    """One infusion session; the whole timeline lives in ``session_json`` (domain model)."""
+    """One infusion session: summary columns, and in ``session_json`` the domain model's
+    fields but its events (``state`` there is the state at creation; the column is current).
+    The events are rows of ``session_events``."""
 
     __tablename__ = "sessions"
     __table_args__ = (Index("ix_sessions_patient_started", "patient", "started_at"),)
 
     id: str = Field(primary_key=True, max_length=64)
     order_id: str = Field(foreign_key="orders.id", index=True, max_length=64)
-    patient: str = Field(max_length=128)
+    patient: str = Field(sa_column=Column(Text, nullable=False))
     drug_key: str = Field(index=True, max_length=64)
     state: str = Field(index=True, max_length=32)
     version: int = Field(default=1)
@@ -105,6 +120,19 @@ class SessionRow(SQLModel, table=True):
     dose_value: float | None = None
     dose_unit: str | None = Field(default=None, max_length=16)
     session_json: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class SessionEventRow(SQLModel, table=True):
+    """One recorded event of a session (``RecordedEvent`` as JSON): append-only, written
+    once when the nurse records it and never rewritten, so that recording event 60 writes
+    as much as recording event 5. The key (session, seq) refuses a second event at the
+    same place in the timeline."""
+
+    __tablename__ = "session_events"
+
+    session_id: str = Field(primary_key=True, foreign_key="sessions.id", max_length=64)
+    seq: int = Field(primary_key=True)
+    event_json: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 
 class OutboxRow(SQLModel, table=True):
@@ -143,7 +171,7 @@ class FhirResourceRow(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     resource_type: str = Field(max_length=32)
     session_id: str = Field(foreign_key="sessions.id", index=True, max_length=64)
-    patient: str = Field(max_length=128)
+    patient: str = Field(sa_column=Column(Text, nullable=False))
     effective: datetime | None = None
     category: str | None = Field(default=None, max_length=64)
     last_updated: datetime | None = None
@@ -161,7 +189,7 @@ class EhrRecordRow(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=128)
     """``<resourceType>/<id>`` at the EHR."""
-    patient: str = Field(max_length=128)
+    patient: str = Field(sa_column=Column(Text, nullable=False))
     kind: str = Field(max_length=16)
     """administration | weight | height | bsa | lvef | patient"""
     version_id: str | None = Field(default=None, max_length=64)
@@ -198,7 +226,7 @@ class AuditRow(SQLModel, table=True):
     client_id: str | None = Field(default=None, max_length=256)
     roles: str = ""
     resource_type: str | None = Field(default=None, max_length=64)
-    patient: str | None = Field(default=None, max_length=128)
+    patient: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     entities: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
     method: str = Field(max_length=8)
     route: str = Field(max_length=256)

@@ -33,6 +33,7 @@ from ..store.orders import Applied, get_order, mark_deleted
 from .order_intake import (
     PreparedOrder,
     check_version,
+    claim_orders,
     prepare_order,
     refusal,
     resolve_medications,
@@ -92,6 +93,13 @@ async def accept_order_bundle(
 
     def write() -> None:
         with write_transaction(rt.engine) as db:
+            live = [e for e in entries if e.error is None]
+            claim_orders(
+                db,
+                [e.prepared for e in live if e.prepared is not None],
+                conditions=[e.condition for e in live if e.condition is not None],
+                order_ids=[e.order_id for e in live if e.method == "DELETE" and e.order_id],
+            )
             now = utcnow()
             for entry in entries:
                 if entry.error is None:

@@ -16,7 +16,7 @@ Versions: this server numbers every order's versions itself (``meta.versionId``,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,7 +33,8 @@ from ..domain.order_rules import check_order
 from ..domain.orders import InfusionOrder
 from ..ehr.client import EhrClient
 from ..ehr.errors import EhrClientError, EhrError
-from ..store.orders import ApplyResult, apply_order, get_order
+from ..store.orders import ApplyResult, apply_order, get_order, lock_orders
+from .order_search import OrderCriteria
 
 Json = dict[str, Any]
 EHR_SOURCES = frozenset({"subscription", "sync"})
@@ -91,6 +92,39 @@ def refusal(exc: MappingError, prefix: str | None = None) -> DomainError:
         ]
     kind = Invalid if any(i.code == "structure" for i in issues) else DomainError
     return kind.of(issues)
+
+
+def claim_orders(
+    db: Session,
+    prepared: Iterable[PreparedOrder],
+    *,
+    conditions: Iterable[OrderCriteria] = (),
+    order_ids: Iterable[str] = (),
+) -> None:
+    """First thing in a write transaction that stores orders: wait for, then hold, every
+    order id and identifier value it reads before writing (see ``store.orders.lock_orders``),
+    so that concurrent conditional creates and creates-by-PUT, in any process, neither
+    duplicate an order nor fail on its primary key.
+
+    A condition's ``_id`` and ``identifier`` values are locked like the orders' own ids and
+    identifiers. A condition on ``patient``/``status`` alone names no such key: it excludes
+    every other order write while its transaction runs (rare, and correct).
+    """
+    items = list(prepared)
+    criteria = list(conditions)
+    lock_orders(
+        db,
+        order_ids=[p.order.id for p in items]
+        + list(order_ids)
+        + [i for c in criteria for i in c.ids],
+        identifier_values=[i.value for p in items for i in p.order.identifiers]
+        + [value for c in criteria for value in _identifier_values(c)],
+        everything=any(not c.ids and not _identifier_values(c) for c in criteria),
+    )
+
+
+def _identifier_values(criteria: OrderCriteria) -> list[str]:
+    return [value for _, value in criteria.identifiers if value is not None]
 
 
 def without_server_meta(resource: Json) -> Json:

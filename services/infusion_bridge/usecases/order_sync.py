@@ -28,7 +28,7 @@ from ..logging import get_logger
 from ..runtime import Runtime
 from ..store.db import transaction, write_transaction
 from ..store.orders import get_checkpoint, set_checkpoint
-from .order_intake import PreparedOrder, prepare_order, store_order
+from .order_intake import PreparedOrder, claim_orders, prepare_order, store_order
 
 log = get_logger(__name__)
 CHECKPOINT = "MedicationRequest"
@@ -140,6 +140,7 @@ def _apply_page(engine: Engine, catalog: DrugCatalog, page: Json, summary: SyncS
                 expressions=[e for i in exc.issues for e in i.expression],
             )
     with write_transaction(engine) as db:
+        claim_orders(db, prepared)
         now = utcnow()
         for item in prepared:
             summary.count(store_order(db, item, source="sync", now=now).outcome.value)

@@ -21,6 +21,7 @@ from ..store.db import transaction, write_transaction
 from .order_intake import (
     EHR_SOURCES,
     check_version,
+    claim_orders,
     prepare_order,
     refusal,
     resolve_medications,
@@ -67,6 +68,7 @@ async def accept_order(
         except MappingError as exc:
             raise refusal(exc) from exc
         with write_transaction(rt.engine) as db:
+            claim_orders(db, [prepared], conditions=[condition] if condition is not None else [])
             existing = find_existing(db, condition) if condition is not None else None
             if existing is not None:
                 result = ApplyResult(Applied.MATCHED, existing)
@@ -111,6 +113,7 @@ async def delete_order(
 
     def work() -> None:
         with write_transaction(rt.engine) as db:
+            store.lock_orders(db, order_ids=[order_id])
             if expected is not None:
                 check_version(db, order_id, expected)
             deleted = store.mark_deleted(db, order_id, now=utcnow())

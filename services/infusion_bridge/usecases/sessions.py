@@ -124,7 +124,13 @@ def append_event(
             raise Conflict(str(exc), exc.element) from exc
         guard(db, current, event, catalog)
         try:
-            save_session(db, updated, expected_version=found.version, now=now)
+            save_session(
+                db,
+                updated,
+                new_events=updated.events[len(current.events) :],
+                expected_version=found.version,
+                now=now,
+            )
         except ConcurrentUpdate as exc:
             raise Conflict("the session changed meanwhile; reload and try again") from exc
         queued = updated.state in DELIVERED_STATES and current.state not in DELIVERED_STATES
