@@ -137,7 +137,7 @@ REST_HOOK = Principal(
 """Who a rest-hook call is when it carries the shared secret instead of a token."""
 
 
-def rest_hook_caller(request: Request) -> None:
+async def rest_hook_caller(request: Request) -> None:
     """Rest-hook calls (``/hooks/ehr``) are recorded with source ``subscription``. An EHR
     that can only send a header proves itself with ``INFUSION_HOOK_SECRET`` in
     ``X-Infusion-Hook-Secret``; otherwise the EHR client's bearer token is needed."""

@@ -54,6 +54,7 @@ from .metrics import Metrics
 from .runtime import Runtime
 from .settings import Settings, get_settings
 from .store.db import make_engine, migrate
+from .store.group_commit import GroupCommit
 from .usecases import ehr_history
 from .usecases.order_sync import periodic_sync
 from .web import install_web
@@ -205,6 +206,7 @@ def create_app(
             ehr=ehr,
             catalog=load_catalog(settings.catalog_path),
             verifier=verifier,
+            writes=GroupCommit(engine),
             public_keys=[signing_key.public_jwk] if signing_key else [],
             probe=probe,
             metrics=app_metrics,
@@ -222,13 +224,15 @@ def create_app(
             tasks.append(asyncio.create_task(periodic_sync(rt)))
         pulls: set[asyncio.Task[None]] = set()
         if settings.ehr_history_on_order:
-            pulling: set[str] = set()
+            pulls_due = ehr_history.OrderPulls()
 
             def request_pull(patient: str) -> None:
+                if not pulls_due.due(patient):
+                    return
                 # a fresh context: the pull is the service's own work, not part of the
                 # request that brought the order (nor of that request's audit record)
                 task = asyncio.create_task(
-                    ehr_history.pull_in_background(rt, patient, pulling),
+                    ehr_history.pull_in_background(rt, patient, pulls_due.running),
                     context=contextvars.Context(),
                 )
                 pulls.add(task)
@@ -249,6 +253,7 @@ def create_app(
             await ehr.aclose()
             await probe.aclose()
             await verifier.http.aclose()
+            rt.writes.close()
             engine.dispose()
             log.info("stopped")
 

@@ -18,6 +18,7 @@ from .ehr.client import EhrClient
 from .ehr.probe import EhrProbe
 from .metrics import Metrics
 from .settings import Settings
+from .store.group_commit import GroupCommit
 
 
 def _nothing() -> None:
@@ -35,6 +36,8 @@ class Runtime:
     ehr: EhrClient
     catalog: DrugCatalog
     verifier: TokenVerifier
+    writes: GroupCommit
+    """Single-order writes, committed together when they arrive together."""
     public_keys: list[dict[str, Any]] = field(default_factory=list)
     """The public JWKs of the service's own signing key(s), published for EHR registration."""
     probe: EhrProbe | None = None
@@ -54,5 +57,11 @@ def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+async def _runtime(request: Request) -> Runtime:
+    # A coroutine, so that FastAPI resolves it on the event loop: a plain function
+    # dependency costs every request a round trip through the worker threads.
+    return get_runtime(request)
+
+
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 """What routers and pages declare to get the runtime."""

@@ -142,8 +142,9 @@ JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhi
 FORMAT_ALIASES = {"json": "application/fhir+json", "xml": "application/fhir+xml"}
 
 
-def check_formats(request: Request) -> None:
-    """This FHIR base speaks JSON only (R4 http.html#mime-type): a request for another
+async def check_formats(request: Request) -> None:
+    """(``async`` only so that FastAPI runs it on the event loop, not in a worker thread.)
+    This FHIR base speaks JSON only (R4 http.html#mime-type): a request for another
     format (``_format``, ``Accept``) gets 406; a body in another format 415."""
     wanted = request.query_params.get("_format")
     if wanted is not None and FORMAT_ALIASES.get(wanted, wanted).split(";")[0] not in JSON_TYPES:

@@ -9,7 +9,6 @@ The EHR pushes orders here; a rest-hook Subscription delivers the same way under
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -65,7 +64,7 @@ async def create_order(request: Request, rt: RuntimeDep, _: Creating) -> Respons
     result = await orders.accept_order(
         rt,
         resource,
-        order_id=uuid.uuid4().hex,
+        order_id=None,
         source=order_source(request),
         if_none_exist=create_condition(request),
         base=base_url(request),

@@ -3,6 +3,12 @@ JWKS (signature, ``iss``, ``aud``, ``exp``/``nbf`` with a small leeway).
 
 Keys are cached by ``kid``; an unknown ``kid`` refetches the key set, at most once every
 ``refresh_interval`` seconds, so a flood of forged ``kid``s cannot hammer the provider.
+
+A token that verified is remembered (in memory, by its exact text) for at most
+``VERIFIED_FOR`` seconds and never past its ``exp``: a client sends the same token with
+every request until it expires, and checking an RSA signature and decoding the JWT again
+each time was the biggest single cost of a request. Only successes are remembered, so a
+forged or altered token (another text) is always verified in full.
 """
 
 from __future__ import annotations
@@ -19,6 +25,12 @@ from ..logging import get_logger
 
 log = get_logger(__name__)
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "ES256", "ES384")
+
+
+VERIFIED_FOR = 30.0
+"""Seconds a verified token is taken on trust again (bounded by its own ``exp``)."""
+VERIFIED_MAX = 4096
+"""Tokens remembered at once; the oldest is forgotten first."""
 
 
 class TokenError(Exception):
@@ -50,10 +62,24 @@ class TokenVerifier:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
+        self._verified: dict[str, tuple[float, Principal]] = {}
 
     async def verify(self, token: str) -> Principal:
         """The caller behind ``token``; raises :class:`TokenError` for any bad token."""
-        return principal_of(await self.claims(token))
+        now = time.time()
+        known = self._verified.get(token)
+        if known is not None:
+            if now < known[0]:
+                return known[1]
+            del self._verified[token]
+        claims = await self.claims(token)
+        principal = principal_of(claims)
+        until = min(now + VERIFIED_FOR, float(claims["exp"]))
+        if until > now:
+            if len(self._verified) >= VERIFIED_MAX:
+                del self._verified[next(iter(self._verified))]
+            self._verified[token] = (until, principal)
+        return principal
 
     async def claims(self, token: str) -> dict[str, Any]:
         """The verified claims of ``token``; raises :class:`TokenError` for any bad token."""

@@ -93,13 +93,17 @@ def write_transaction(engine: Engine) -> Iterator[Session]:
         with _audited(transaction(engine)) as db:
             yield db
         return
-    with _write_locks_guard:
-        lock = _write_locks.setdefault(id(engine), threading.Lock())
-    with lock, _audited(transaction(engine)) as db:
+    with sqlite_write_lock(engine), _audited(transaction(engine)) as db:
         # The audit record (see _audited) is inserted on this same connection before the
         # commit, so it is part of the IMMEDIATE transaction like every other write.
         db.connection().exec_driver_sql("BEGIN IMMEDIATE")
         yield db
+
+
+def sqlite_write_lock(engine: Engine) -> threading.Lock:
+    """This process's turn to write to ``engine``'s SQLite file (one lock per engine)."""
+    with _write_locks_guard:
+        return _write_locks.setdefault(id(engine), threading.Lock())
 
 
 LOCK_NAMESPACE_ORDERS = 0x0B0D

@@ -174,15 +174,18 @@ def apply_order(
     source: str,
     now: datetime,
     source_version: int | None = None,
+    new: bool = False,
 ) -> ApplyResult:
     """Write one order as a new version of this server's, unless nothing changed.
+
+    ``new``: the id was just made by this server (a create), so there is no row to read.
 
     ``source_version`` is the EHR's ``meta.versionId`` when the order came on one of the
     EHR's channels: the same as the cached one is a no-op, an older one is ignored. Content
     equal to the current version (``meta`` aside) makes no new version either. The new
     version gets ``meta.versionId``/``lastUpdated`` of this server, whatever the body said.
     """
-    row = _current(db, order.id)
+    row = None if new else _current(db, order.id)
     if row is not None and source_version is not None and row.source_version is not None:
         if source_version == row.source_version:
             return ApplyResult(Applied.UNCHANGED, record_of(row))

@@ -10,6 +10,7 @@ charted here already.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from anyio.to_thread import run_sync
 
@@ -66,6 +67,34 @@ async def pull_patient_history(
         patient_found=history.details is not None,
         skipped=history.skipped,
     )
+
+
+REPULL_AFTER_SECONDS = 60.0
+"""Orders arriving for a patient pull that patient's EHR history at most this often."""
+
+
+class OrderPulls:
+    """Which patients' history an arriving order should pull now: not one being pulled,
+    nor one pulled in the last :data:`REPULL_AFTER_SECONDS` (a burst of orders for one
+    patient, a Bundle's worth, is one pull, not one each)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.running: set[str] = set()
+        self._started: dict[str, float] = {}
+        self._limit = limit
+
+    def due(self, patient: str) -> bool:
+        now = time.monotonic()
+        started = self._started.get(patient)
+        recent = started is not None and now - started < REPULL_AFTER_SECONDS
+        if recent or patient in self.running:
+            return False
+        if len(self._started) >= self._limit:
+            self._started = {
+                p: t for p, t in self._started.items() if now - t < REPULL_AFTER_SECONDS
+            }
+        self._started[patient] = now
+        return True
 
 
 async def pull_in_background(rt: Runtime, patient: str, running: set[str]) -> None:

@@ -141,14 +141,22 @@ def store_order(
     source: str,
     now: datetime,
     if_match: int | None = None,
+    new: bool = False,
 ) -> ApplyResult:
     """Write one prepared order as a new version (the module docstring says how versions
-    work); ``if_match`` must be the current version, else ``PreconditionFailed``."""
+    work); ``if_match`` must be the current version, else ``PreconditionFailed``.
+    ``new``: the order's id was just made by this server (``POST``), nothing to read."""
     if if_match is not None:
         check_version(db, prepared.order.id, if_match)
     source_version = prepared.order.version_id if source in EHR_SOURCES else None
     return apply_order(
-        db, prepared.order, prepared.resource, source=source, now=now, source_version=source_version
+        db,
+        prepared.order,
+        prepared.resource,
+        source=source,
+        now=now,
+        source_version=source_version,
+        new=new,
     )
 
 

@@ -3,10 +3,12 @@ read a version, the history), list."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from anyio.to_thread import run_sync
+from sqlmodel import Session
 
 from fhir_mappings.errors import MappingError
 
@@ -38,15 +40,17 @@ async def accept_order(
     rt: Runtime,
     resource: Json,
     *,
-    order_id: str,
+    order_id: str | None,
     source: str,
     if_none_exist: str | None = None,
     if_match: str | None = None,
     base: str | None = None,
 ) -> ApplyResult:
-    """Map and store one order. With ``if_none_exist`` an existing match is returned
-    instead (checked in the same write transaction, so concurrent retries cannot both
-    create); with ``if_match`` (an ETag) the order must still be at that version.
+    """Map and store one order: under ``order_id`` (an update, a create-by-PUT) or, when
+    it is ``None``, under a new id of this server's (a create). With ``if_none_exist`` an
+    existing match is returned instead (checked in the same write transaction, so
+    concurrent retries cannot both create); with ``if_match`` (an ETag) the order must
+    still be at that version.
     ``base`` is this FHIR base's URL, for absolute references in the condition."""
     condition = (
         read_if_none_exist(if_none_exist, local_bases=local_bases(rt, base))
@@ -55,29 +59,32 @@ async def accept_order(
     )
     expected = expected_version(if_match, source)
     medications = await resolve_medications(rt.ehr, resource)
+    new = order_id is None
+    order_id = order_id or uuid.uuid4().hex
+    try:  # on the event loop: pure CPU work, which a worker thread would only slow down
+        prepared = prepare_order(
+            resource,
+            rt.catalog,
+            order_id=order_id,
+            medications=medications,
+            ehr_sourced=source in EHR_SOURCES,
+        )
+    except MappingError as exc:
+        raise refusal(exc) from exc
 
-    def work() -> ApplyResult:
-        try:
-            prepared = prepare_order(
-                resource,
-                rt.catalog,
-                order_id=order_id,
-                medications=medications,
-                ehr_sourced=source in EHR_SOURCES,
+    def write(db: Session) -> ApplyResult:
+        claim_orders(db, [prepared], conditions=[condition] if condition is not None else [])
+        existing = find_existing(db, condition) if condition is not None else None
+        if existing is not None:
+            result = ApplyResult(Applied.MATCHED, existing)
+        else:
+            result = store_order(
+                db, prepared, source=source, now=utcnow(), if_match=expected, new=new
             )
-        except MappingError as exc:
-            raise refusal(exc) from exc
-        with write_transaction(rt.engine) as db:
-            claim_orders(db, [prepared], conditions=[condition] if condition is not None else [])
-            existing = find_existing(db, condition) if condition is not None else None
-            if existing is not None:
-                result = ApplyResult(Applied.MATCHED, existing)
-            else:
-                result = store_order(db, prepared, source=source, now=utcnow(), if_match=expected)
-            audit.note("MedicationRequest", result.record.id, result.record.patient)
-            return result
+        audit.note("MedicationRequest", result.record.id, result.record.patient)
+        return result
 
-    result = await run_sync(work)
+    result = await rt.writes.run(write)
     if result.outcome in (Applied.CREATED, Applied.UPDATED) and result.record.role == "infusion":
         rt.request_history_pull(result.record.patient)
     return result
