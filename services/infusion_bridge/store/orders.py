@@ -12,12 +12,13 @@ from enum import StrEnum
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, delete, func, insert
+from sqlalchemy import Table, and_, bindparam, delete, func
 from sqlmodel import Session, col, or_, select
 
 from ..domain.orders import Identifier, InfusionOrder
 from ..read_models import OrderRecord, OrderVersion
 from .db import LOCK_NAMESPACE_ORDERS, insert_ignore, lock_keys
+from .fast_insert import FastInsert
 from .keys import lock_key, text_key
 from .tables import (
     OrderIdentifierRow,
@@ -72,10 +73,10 @@ def record_of(row: Any) -> OrderRecord:
 # of a statement with inline values costs more than running it).
 ORDERS: Table = OrderRow.__table__  # type: ignore[attr-defined]
 _SELECT = ORDERS.select().where(ORDERS.c.id == bindparam("key"))
-_INSERT = ORDERS.insert()
+_INSERT = FastInsert(ORDERS)
 _UPDATE = ORDERS.update().where(ORDERS.c.id == bindparam("key"))
-_INSERT_IDENTIFIERS = insert(OrderIdentifierRow)
-_INSERT_VERSION = insert(OrderVersionRow)
+_INSERT_IDENTIFIERS = FastInsert(OrderIdentifierRow.__table__)  # type: ignore[attr-defined]
+_INSERT_VERSION = FastInsert(OrderVersionRow.__table__)  # type: ignore[attr-defined]
 
 
 def _current(db: Session, order_id: str) -> Any | None:
@@ -207,14 +208,14 @@ def apply_order(
         else (row.source_version if row is not None else None)
     )
     if row is None:
-        conn.execute(_INSERT, fields)
+        _INSERT(db, fields)
         outcome = Applied.CREATED
     else:
         conn.execute(_UPDATE, {**fields, "key": order.id})
         outcome = Applied.UPDATED
     _replace_links(db, order, fresh=outcome is Applied.CREATED)
-    conn.execute(
-        _INSERT_VERSION,
+    _INSERT_VERSION(
+        db,
         {
             "order_id": order.id,
             "version_id": version,
@@ -239,8 +240,8 @@ def mark_deleted(db: Session, order_id: str, *, now: datetime) -> OrderRecord | 
     }
     conn = db.connection()
     conn.execute(_UPDATE, {**changes, "key": order_id})
-    conn.execute(
-        _INSERT_VERSION,
+    _INSERT_VERSION(
+        db,
         {
             "order_id": order_id,
             "version_id": row.version_id + 1,
@@ -440,7 +441,7 @@ def _replace_links(db: Session, order: InfusionOrder, *, fresh: bool) -> None:
             .on_conflict_do_nothing()
         )
     if order.identifiers:
-        db.connection().execute(_INSERT_IDENTIFIERS, identifier_rows(order.id, order.identifiers))
+        _INSERT_IDENTIFIERS(db, identifier_rows(order.id, order.identifiers))
 
 
 def identifier_rows(order_id: str, identifiers: Iterable[Identifier]) -> list[dict[str, Any]]:
