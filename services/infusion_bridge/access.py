@@ -161,7 +161,7 @@ def _entry(request: Request, interaction: str, resource_type: str | None) -> Aud
     return AuditEntry(
         interaction=interaction,
         method=request.method,
-        route=getattr(route, "path", request.url.path),
+        route=route.path if route is not None else request.scope["path"],
         request_id=str(request.scope.get("infusion.request_id", "")),
         source=request.client.host if request.client else None,
         resource_type=resource_type,

@@ -111,6 +111,8 @@ def lock_orders(
     excludes every other order write (a conditional create whose condition names no order
     id and no identifier value, e.g. ``patient=...&status=active``).
     """
+    if db.get_bind().dialect.name != "postgresql":
+        return  # SQLite: the write transaction already holds the file's only write lock
     keys = [lock_key(f"id:{i}") for i in order_ids]
     keys += [lock_key(f"identifier:{v}") for v in identifier_values]
     lock_keys(db, LOCK_NAMESPACE_ORDERS, keys, everything=everything)
