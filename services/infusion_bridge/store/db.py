@@ -133,6 +133,8 @@ def lock_keys(
     if db.get_bind().dialect.name != "postgresql":
         return
     fine = sorted(set(keys))
+    if not fine and not everything:
+        return  # reads nothing another writer could be changing
     conn = db.connection()
     if everything or len(fine) > MAX_FINE_LOCKS:
         conn.execute(text("SELECT pg_advisory_xact_lock(:ns, 0)"), {"ns": namespace})

@@ -1,4 +1,4 @@
-"""Group commit: single-order writes that arrive together share one SQLite transaction.
+"""Group commit: single-order writes that arrive together share one transaction.
 
 SQLite has one writer at a time, so concurrent order writes queue for it anyway. Handing
 each one to a worker thread, opening a session, ``BEGIN IMMEDIATE`` and ``COMMIT`` cost
@@ -11,14 +11,16 @@ If any write of a batch fails (a precondition, a conflict, a database error), th
 rolled back and each of its writes is run again alone, in its own transaction, so one bad
 write never takes another's with it and every caller gets its own result or error.
 
-On PostgreSQL writes are not batched (several transactions run at once there, each holding
-its own advisory locks): :meth:`GroupCommit.run` runs the write in its own transaction on
-a worker thread, as every other write does.
+On PostgreSQL the same batching saves a pool checkout, a commit round trip and a worker
+thread per write. A write that takes advisory locks (a conditional create) holds them until
+its batch commits; should two processes' batches ever wait on each other's locks,
+PostgreSQL aborts one of them (deadlock detection) and its writes are run alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import queue
 import threading
@@ -26,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from anyio.to_thread import run_sync
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -50,19 +51,17 @@ class _Pending(Generic[T]):
 
 
 class GroupCommit:
-    """Runs writes for the event loop: batched on SQLite, one by one elsewhere."""
+    """Runs writes for the event loop, several to a transaction when they queue up."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.batching = engine.dialect.name == "sqlite"
+        self.sqlite = engine.dialect.name == "sqlite"
         self._queue: queue.SimpleQueue[_Pending[Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
     async def run(self, write: Write[T]) -> T:
         """``write(db)`` committed (with the request's audit record); its result."""
-        if not self.batching:
-            return await run_sync(_alone, self.engine, write)
         self._ensure_thread()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
@@ -122,8 +121,10 @@ class GroupCommit:
     def _together(self, batch: list[_Pending[Any]]) -> list[tuple[_Pending[Any], bool, Any]]:
         entries: list[audit.AuditEntry] = []
         results: list[Any] = []
-        with sqlite_write_lock(self.engine), transaction(self.engine) as db:
-            db.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        turn = sqlite_write_lock(self.engine) if self.sqlite else contextlib.nullcontext()
+        with turn, transaction(self.engine) as db:
+            if self.sqlite:
+                db.connection().exec_driver_sql("BEGIN IMMEDIATE")
             now = utcnow()
             for item in batch:
                 results.append(item.context.run(_write_with_audit, db, item.write, entries, now))

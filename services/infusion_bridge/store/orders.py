@@ -95,8 +95,8 @@ def lock_orders(
     identifier_values: Iterable[str] = (),
     everything: bool = False,
 ) -> None:
-    """Hold, until this transaction ends, the right to write these order ids and orders
-    carrying these identifier values; call it before reading what the write depends on.
+    """Hold, until this transaction ends, the right to write these order ids and to search
+    for these identifier values; call it before reading what the write depends on.
 
     Why advisory locks (and not a unique constraint or SERIALIZABLE): a conditional create
     must not see "no match" while another transaction is creating the match. A unique

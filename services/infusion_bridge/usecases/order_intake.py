@@ -101,14 +101,19 @@ def claim_orders(
     conditions: Iterable[OrderCriteria] = (),
     order_ids: Iterable[str] = (),
 ) -> None:
-    """First thing in a write transaction that stores orders: wait for, then hold, every
-    order id and identifier value it reads before writing (see ``store.orders.lock_orders``),
-    so that concurrent conditional creates and creates-by-PUT, in any process, neither
-    duplicate an order nor fail on its primary key.
+    """First thing in a write transaction that stores orders: wait for, then hold, what
+    the transaction reads before it writes (see ``store.orders.lock_orders``), so that
+    concurrent conditional creates and creates-by-PUT, in any process, neither duplicate
+    an order nor fail on its primary key.
 
-    A condition's ``_id`` and ``identifier`` values are locked like the orders' own ids and
-    identifiers. A condition on ``patient``/``status`` alone names no such key: it excludes
-    every other order write while its transaction runs (rare, and correct).
+    That is each stored order's id (pass only orders whose id may already exist: a create
+    under a fresh id of this server's reads nothing) and each condition's ``_id`` and
+    ``identifier`` values. The identifiers an order *carries* are not locked: a write that
+    does not search by identifier can be ordered after any conditional create that runs
+    beside it, so a conditional create has nothing to wait for (it waits only for other
+    conditional creates on the same values, which search). A condition on
+    ``patient``/``status`` alone names no key: it excludes every other order write while
+    its transaction runs (rare, and correct).
     """
     items = list(prepared)
     criteria = list(conditions)
@@ -117,8 +122,7 @@ def claim_orders(
         order_ids=[p.order.id for p in items]
         + list(order_ids)
         + [i for c in criteria for i in c.ids],
-        identifier_values=[i.value for p in items for i in p.order.identifiers]
-        + [value for c in criteria for value in _identifier_values(c)],
+        identifier_values=[value for c in criteria for value in _identifier_values(c)],
         everything=any(not c.ids and not _identifier_values(c) for c in criteria),
     )
 

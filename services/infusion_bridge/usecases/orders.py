@@ -73,7 +73,11 @@ async def accept_order(
         raise refusal(exc) from exc
 
     def write(db: Session) -> ApplyResult:
-        claim_orders(db, [prepared], conditions=[condition] if condition is not None else [])
+        claim_orders(
+            db,
+            [] if new else [prepared],
+            conditions=[condition] if condition is not None else [],
+        )
         existing = find_existing(db, condition) if condition is not None else None
         if existing is not None:
             result = ApplyResult(Applied.MATCHED, existing)
