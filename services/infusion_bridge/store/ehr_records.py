@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import Table, bindparam, delete
 from sqlmodel import Session, col, select
 
 from ..domain.ehr_records import BodyMeasurement, EhrAdministration, EhrHistory, PatientDetails
@@ -51,6 +51,18 @@ def save_ehr_history(db: Session, history: EhrHistory, *, now: datetime) -> int:
         db.execute(delete(EhrRecordRow).where(col(EhrRecordRow.key).in_([r.key for r in rows])))
         db.add_all(rows)
     return len(rows)
+
+
+def ehr_patient_details(db: Session, patient: str) -> PatientDetails | None:
+    """The Patient's details kept from the EHR (name, birth date), if pulled."""
+    row = db.connection().execute(_PATIENT_DETAILS, {"patient": patient}).first()
+    return PatientDetails.model_validate(row.record_json) if row is not None else None
+
+
+_RECORDS: Table = EhrRecordRow.__table__  # type: ignore[attr-defined]
+_PATIENT_DETAILS = _RECORDS.select().where(
+    _RECORDS.c.patient == bindparam("patient"), _RECORDS.c.kind == "patient"
+)
 
 
 def ehr_history_for(db: Session, patient: str) -> EhrHistory:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import Table, bindparam, func
 from sqlmodel import Session, col, select
 
 from fhir_mappings.local_resources import category_codes, effective_time
@@ -45,7 +45,7 @@ def store_resources(
         db.execute(insert_ignore(db, FhirResourceRow), rows)  # executemany
 
 
-def served(row: FhirResourceRow) -> Json:
+def served(row: Any) -> Json:
     """The resource with its ``meta``: version 1, last updated when it was stored."""
     meta: Json = {**(row.resource_json.get("meta") or {}), "versionId": "1"}
     if row.last_updated is not None:
@@ -100,7 +100,14 @@ def search_resources(
 
 def session_resources(db: Session, session_id: str, resource_type: str | None = None) -> list[Json]:
     """The FHIR record of one finished session (optionally only one resource type)."""
-    query = select(FhirResourceRow).where(FhirResourceRow.session_id == session_id)
-    if resource_type is not None:
-        query = query.where(FhirResourceRow.resource_type == resource_type)
-    return [served(r) for r in db.exec(query).all()]
+    conn = db.connection()  # Core, built once: a session's page and every event read this
+    if resource_type is None:
+        rows = conn.execute(_OF_SESSION, {"key": session_id})
+    else:
+        rows = conn.execute(_OF_SESSION_TYPED, {"key": session_id, "type": resource_type})
+    return [served(r) for r in rows]
+
+
+_RESOURCES: Table = FhirResourceRow.__table__  # type: ignore[attr-defined]
+_OF_SESSION = _RESOURCES.select().where(_RESOURCES.c.session_id == bindparam("key"))
+_OF_SESSION_TYPED = _OF_SESSION.where(_RESOURCES.c.resource_type == bindparam("type"))

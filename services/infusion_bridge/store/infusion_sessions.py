@@ -6,10 +6,11 @@ Everything returned is a read model (:class:`SessionRecord`), never a row.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import Table, bindparam, func
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
@@ -17,20 +18,19 @@ from ..domain.history import dose_of
 from ..domain.orders import Quantity
 from ..domain.sessions import TERMINAL, InfusionSession, RecordedEvent
 from ..read_models import SessionRecord
+from .fast_insert import FastInsert
 from .tables import SessionEventRow, SessionRow
 
-_INSERT_EVENTS = insert(SessionEventRow)
+_INSERT_EVENTS = FastInsert(SessionEventRow.__table__)  # type: ignore[attr-defined]
 
 
 class ConcurrentUpdate(Exception):
     """Someone else changed the session between our read and our write."""
 
 
-def record_of(
-    row: SessionRow, *, events: Sequence[Mapping[str, Any]] | None = None
-) -> SessionRecord:
-    """The read model of a row; with ``events`` (its ``session_events``, in order), the
-    timeline too."""
+def record_of(row: Any, *, events: Sequence[Mapping[str, Any]] | None = None) -> SessionRecord:
+    """The read model of a ``sessions`` row (ORM object or Core row); with ``events``
+    (its ``session_events``, in order), the timeline too."""
     dose = (
         Quantity(value=row.dose_value, unit=row.dose_unit)
         if row.dose_value is not None and row.dose_unit
@@ -61,15 +61,22 @@ def record_of(
 
 def get_infusion_session(db: Session, session_id: str) -> SessionRecord | None:
     """One session with its timeline (its event rows, in order)."""
-    row = db.get(SessionRow, session_id)
+    conn = db.connection()  # Core, statements built once: every recorded event reads this
+    row = conn.execute(_SELECT_SESSION, {"key": session_id}).first()
     if row is None:
         return None
-    events = db.exec(
-        select(SessionEventRow.event_json)
-        .where(SessionEventRow.session_id == session_id)
-        .order_by(col(SessionEventRow.seq))
-    ).all()
+    events = conn.execute(_SELECT_EVENTS, {"key": session_id}).scalars().all()
     return record_of(row, events=events)
+
+
+_SESSION_ROWS: Table = SessionRow.__table__  # type: ignore[attr-defined]
+_EVENT_ROWS: Table = SessionEventRow.__table__  # type: ignore[attr-defined]
+_SELECT_SESSION = _SESSION_ROWS.select().where(_SESSION_ROWS.c.id == bindparam("key"))
+_SELECT_EVENTS = (
+    select(_EVENT_ROWS.c.event_json)
+    .where(_EVENT_ROWS.c.session_id == bindparam("key"))
+    .order_by(_EVENT_ROWS.c.seq)
+)
 
 
 def insert_session(db: Session, infusion: InfusionSession, *, now: datetime) -> SessionRecord:
@@ -90,49 +97,83 @@ def insert_session(db: Session, infusion: InfusionSession, *, now: datetime) -> 
 
 
 def _append(db: Session, session_id: str, events: Sequence[RecordedEvent]) -> None:
-    if events:
-        db.execute(
-            _INSERT_EVENTS,
-            [
-                {"session_id": session_id, "seq": e.seq, "event_json": e.model_dump(mode="json")}
-                for e in events
-            ],
-        )
+    _INSERT_EVENTS(
+        db,
+        [
+            {"session_id": session_id, "seq": e.seq, "event_json": e.model_dump(mode="json")}
+            for e in events
+        ],
+    )
 
 
 def save_session(
     db: Session,
+    found: SessionRecord,
     infusion: InfusionSession,
     *,
     new_events: Sequence[RecordedEvent],
-    expected_version: int,
     now: datetime,
-) -> None:
+) -> SessionRecord:
     """Append ``new_events`` (the last of ``infusion``'s events) as rows and update the
-    session's summary columns, if nobody else wrote since ``expected_version``. The events
-    recorded before are neither read back nor rewritten here."""
+    session's summary columns, if nobody else wrote since ``found`` was read; the session
+    as saved. The events recorded before are neither read back nor rewritten here."""
     started = infusion.events[0].event.at if infusion.events else None
     ended = infusion.events[-1].event.at if infusion.state in TERMINAL and infusion.events else None
     dose = dose_of(infusion)
     offset = started.utcoffset() if started else None
-    result = db.execute(
-        update(SessionRow)
-        .where(col(SessionRow.id) == infusion.id, col(SessionRow.version) == expected_version)
-        .values(
-            state=infusion.state.value,
-            version=expected_version + 1,
-            updated_at=now,
-            started_at=started,
-            utc_offset_minutes=int(offset.total_seconds() // 60) if offset is not None else None,
-            ended_at=ended,
-            given_at=dose.given_at if dose else None,
-            dose_value=dose.dose.value if dose else None,
-            dose_unit=dose.dose.unit if dose else None,
-        )
+    saved = replace(
+        found,
+        state=infusion.state.value,
+        version=found.version + 1,
+        started_at=started,
+        utc_offset_minutes=int(offset.total_seconds() // 60) if offset is not None else None,
+        ended_at=ended,
+        given_at=dose.given_at if dose else None,
+        dose=dose.dose if dose else None,
+        infusion=infusion,
+    )
+    result = db.connection().execute(
+        _UPDATE,
+        {
+            "key": infusion.id,
+            "expected": found.version,
+            "state": saved.state,
+            "version": saved.version,
+            "updated_at": now,
+            "started_at": saved.started_at,
+            "utc_offset_minutes": saved.utc_offset_minutes,
+            "ended_at": saved.ended_at,
+            "given_at": saved.given_at,
+            "dose_value": saved.dose.value if saved.dose else None,
+            "dose_unit": saved.dose.unit if saved.dose else None,
+        },
     )
     if getattr(result, "rowcount", 0) != 1:
         raise ConcurrentUpdate(infusion.id)
     _append(db, infusion.id, new_events)
+    return saved
+
+
+_UPDATE = (
+    _SESSION_ROWS.update()
+    .where(_SESSION_ROWS.c.id == bindparam("key"), _SESSION_ROWS.c.version == bindparam("expected"))
+    .values(
+        {
+            name: bindparam(name)
+            for name in (
+                "state",
+                "version",
+                "updated_at",
+                "started_at",
+                "utc_offset_minutes",
+                "ended_at",
+                "given_at",
+                "dose_value",
+                "dose_unit",
+            )
+        }
+    )
+)
 
 
 def list_sessions(

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import Table, bindparam, func, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -37,7 +37,7 @@ class Claim:
     failing_since: datetime | None = None
 
 
-def view_of(row: OutboxRow) -> DeliveryView:
+def view_of(row: Any) -> DeliveryView:
     return DeliveryView.model_validate(row, from_attributes=True)
 
 
@@ -247,10 +247,14 @@ def list_deliveries(
 
 
 def deliveries_for(db: Session, session_id: str) -> list[DeliveryView]:
-    rows = db.exec(
-        select(OutboxRow).where(OutboxRow.session_id == session_id).order_by(col(OutboxRow.id))
-    )
-    return [view_of(r) for r in rows.all()]
+    rows = db.connection().execute(_FOR_SESSION, {"key": session_id})  # read with every event
+    return [view_of(r) for r in rows]
+
+
+_OUTBOX: Table = OutboxRow.__table__  # type: ignore[attr-defined]
+_FOR_SESSION = (
+    _OUTBOX.select().where(_OUTBOX.c.session_id == bindparam("key")).order_by(_OUTBOX.c.id)
+)
 
 
 def _set(db: Session, row_id: int, **values: Any) -> None:

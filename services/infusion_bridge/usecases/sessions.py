@@ -8,6 +8,7 @@ from datetime import datetime
 
 from anyio.to_thread import run_sync
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from fhir_mappings.local_resources import local_resources
 
@@ -31,7 +32,7 @@ from ..read_models import OrderRecord, SessionRecord, SessionView, patient_detai
 from ..runtime import Runtime
 from ..store import audit, outbox
 from ..store.db import transaction, write_transaction
-from ..store.ehr_records import ehr_history_for
+from ..store.ehr_records import ehr_patient_details
 from ..store.fhir_resources import session_resources, store_resources
 from ..store.infusion_sessions import (
     ConcurrentUpdate,
@@ -73,21 +74,26 @@ def start_session(engine: Engine, order_id: str, *, now: datetime) -> SessionRec
 
 
 async def record_event(rt: Runtime, session_id: str, event: SessionEvent) -> SessionView:
-    """Append one event and return the session as it is now; wakes the delivery worker
-    when the event finished the session (its write-back was queued)."""
-    queued = await run_sync(
-        lambda: append_event(
-            rt.engine,
+    """Append one event and return the session as it is now (read in the same transaction,
+    from what was just written); wakes the delivery worker when the event finished the
+    session (its write-back was queued)."""
+    now = utcnow()
+
+    def write(db: Session) -> tuple[bool, SessionView]:
+        queued, saved = apply_event(
+            db,
             session_id,
             event,
             catalog=rt.catalog,
             identifier_system=rt.settings.identifier_system,
-            now=utcnow(),
+            now=now,
         )
-    )
+        return queued, session_view(db, saved, rt.catalog)
+
+    queued, view = await rt.writes.run(write)
     if queued:
         rt.wake_delivery()
-    return await read_session(rt, session_id)
+    return view
 
 
 def append_event(
@@ -99,51 +105,68 @@ def append_event(
     identifier_system: str,
     now: datetime,
 ) -> bool:
-    """Append one event in one transaction; returns whether a write-back was queued.
+    """:func:`apply_event` in a transaction of its own (tests and benchmarks call it)."""
+    with write_transaction(engine) as db:
+        queued, _ = apply_event(
+            db, session_id, event, catalog=catalog, identifier_system=identifier_system, now=now
+        )
+        return queued
+
+
+def apply_event(
+    db: Session,
+    session_id: str,
+    event: SessionEvent,
+    *,
+    catalog: DrugCatalog,
+    identifier_system: str,
+    now: datetime,
+) -> tuple[bool, SessionRecord]:
+    """Append one event in the caller's write transaction; whether a write-back was queued,
+    and the session as saved.
 
     The event that finishes a session also, in the same transaction, builds the write-back
     Bundle once, queues it in the outbox, and keeps its resources for the ``/fhir`` reads.
     """
-    with write_transaction(engine) as db:
-        found = get_infusion_session(db, session_id)
-        if found is None or found.infusion is None:
-            raise NotFound(f"session {session_id} does not exist", "session_id")
-        current = found.infusion
-        audit.note("Session", session_id, current.patient)
-        drug = catalog.by_key(current.drug_key)
-        _check_drugs(event, current, catalog)
+    found = get_infusion_session(db, session_id)
+    if found is None or found.infusion is None:
+        raise NotFound(f"session {session_id} does not exist", "session_id")
+    current = found.infusion
+    audit.note("Session", session_id, current.patient)
+    drug = catalog.by_key(current.drug_key)
+    _check_drugs(event, current, catalog)
+    try:
+        updated = record(
+            current,
+            event,
+            event_id=uuid.uuid4().hex[:12],
+            now=now,
+            observation_minutes=observation_minutes(db, current, event, drug),
+        )
+    except TransitionError as exc:
+        raise Conflict(str(exc), exc.element) from exc
+    guard(db, current, event, catalog)
+    try:
+        saved = save_session(
+            db,
+            found,
+            updated,
+            new_events=updated.events[len(current.events) :],
+            now=now,
+        )
+    except ConcurrentUpdate as exc:
+        raise Conflict("the session changed meanwhile; reload and try again") from exc
+    queued = updated.state in DELIVERED_STATES and current.state not in DELIVERED_STATES
+    if queued:
         try:
-            updated = record(
-                current,
-                event,
-                event_id=uuid.uuid4().hex[:12],
-                now=now,
-                observation_minutes=observation_minutes(db, current, event, drug),
+            bundle = build_writeback(
+                db, updated, catalog=catalog, identifier_system=identifier_system
             )
-        except TransitionError as exc:
-            raise Conflict(str(exc), exc.element) from exc
-        guard(db, current, event, catalog)
-        try:
-            save_session(
-                db,
-                updated,
-                new_events=updated.events[len(current.events) :],
-                expected_version=found.version,
-                now=now,
-            )
-        except ConcurrentUpdate as exc:
-            raise Conflict("the session changed meanwhile; reload and try again") from exc
-        queued = updated.state in DELIVERED_STATES and current.state not in DELIVERED_STATES
-        if queued:
-            try:
-                bundle = build_writeback(
-                    db, updated, catalog=catalog, identifier_system=identifier_system
-                )
-            except (ValueError, LookupError) as exc:
-                raise DomainError(f"the session cannot be written as FHIR: {exc}") from exc
-            outbox.enqueue(db, session_id, payload=bundle, now=now)
-            store_resources(db, session_id, updated.patient, local_resources(bundle), now=now)
-        return queued
+        except (ValueError, LookupError) as exc:
+            raise DomainError(f"the session cannot be written as FHIR: {exc}") from exc
+        outbox.enqueue(db, session_id, payload=bundle, now=now)
+        store_resources(db, session_id, updated.patient, local_resources(bundle), now=now)
+    return queued, saved
 
 
 async def read_session(rt: Runtime, session_id: str, compartment: str | None = None) -> SessionView:
@@ -155,22 +178,27 @@ async def read_session(rt: Runtime, session_id: str, compartment: str | None = N
             if found is None or (compartment is not None and found.patient != compartment):
                 raise NotFound(f"session {session_id} does not exist", "session_id")
             audit.note("Session", session_id, found.patient)
-            order = get_order(db, found.order_id)
-            return SessionView.of(
-                found,
-                outbox.deliveries_for(db, session_id),
-                order=order,
-                administrations=session_resources(db, session_id, "MedicationAdministration"),
-                catalog=rt.catalog,
-                patient=patient_details(
-                    found.patient,
-                    ehr_history_for(db, found.patient).details,
-                    [order] if order is not None else [],
-                ),
-                billing=_billing(found, order, rt.catalog),
-            )
+            return session_view(db, found, rt.catalog)
 
     return await run_sync(load)
+
+
+def session_view(db: Session, found: SessionRecord, catalog: DrugCatalog) -> SessionView:
+    """What the API and the pages show of a session (its timeline loaded)."""
+    order = get_order(db, found.order_id)
+    return SessionView.of(
+        found,
+        outbox.deliveries_for(db, found.id),
+        order=order,
+        administrations=session_resources(db, found.id, "MedicationAdministration"),
+        catalog=catalog,
+        patient=patient_details(
+            found.patient,
+            ehr_patient_details(db, found.patient),
+            [order] if order is not None else [],
+        ),
+        billing=_billing(found, order, catalog),
+    )
 
 
 def _billing(
