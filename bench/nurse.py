@@ -6,18 +6,28 @@ through ``POST /sessions`` and ``POST /sessions/{id}/events``, ``--nurse-concurr
 sessions at a time, each posting its events in order. The worker is off, so this is the
 charting cost alone (discharge includes building and storing the FHIR record). Baseline in
 the same run: ``GET /health/live`` at the same concurrency (the HTTP floor of this process).
+
+Then the same with a native load generator (the Python client above costs the two cores
+about as much as the service): ``--nurse-concurrency`` more sessions are opened and taken
+to infusion start, and one ``ab -k -c 1`` per session (all at once, each a nurse) posts
+``--nurse-vitals`` (200) sets of vital signs to its session, so that the last event is
+recorded on a timeline of ~200 events. Baseline in the same run: as many ``ab -c 1`` on
+``GET /health/live`` at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 from bench._common import (
     Hapi,
@@ -29,6 +39,7 @@ from bench._common import (
     run_load,
     say,
 )
+from bench.native import ab_command, ab_figures
 from harness.fhir_payloads import medication_request
 from harness.timelines import completed_timeline, start_of_yesterday
 
@@ -41,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--nurse-sessions", type=int, help="sessions charted (40; quick 16)")
     group.add_argument("--nurse-concurrency", type=int, default=8, help="sessions at once (8)")
     group.add_argument("--nurse-orders", type=int, default=8, help="orders they are for (8)")
+    group.add_argument("--nurse-vitals", type=int, help="vitals per nurse with ab (200; quick 50)")
 
 
 async def run(args: argparse.Namespace, hapi: Hapi) -> dict[str, Any]:
@@ -93,6 +105,8 @@ async def run(args: argparse.Namespace, hapi: Hapi) -> dict[str, Any]:
             started = time.perf_counter()
             await asyncio.gather(*(chart(k) for k in range(n)))
             elapsed = time.perf_counter() - started
+            vitals = args.nurse_vitals or (50 if args.quick else 200)
+            native = await _native(client, service, args.nurse_orders, conc, vitals, tmp)
     finally:
         service.stop()
         remove_scratch(tmp)
@@ -111,4 +125,72 @@ async def run(args: argparse.Namespace, hapi: Hapi) -> dict[str, Any]:
         "p50_ms": round(p50, 1),
         "p99_ms": round(p99, 1),
         "baseline_live": floor.as_dict(),
+        "native": native,
+    }
+
+
+AIM_P99_MS = 50.0
+
+
+async def _native(
+    client: httpx.AsyncClient, service: Service, orders: int, nurses: int, vitals: int, tmp: Path
+) -> dict[str, Any]:
+    """``nurses`` sessions at infusion start, one ``ab -c 1`` each posting vital signs."""
+    timeline = completed_timeline(start_of_yesterday(), vitals=1)
+    before = timeline[: next(i for i, e in enumerate(timeline) if e["type"] == "vitals")]
+    body = tmp / "vitals.json"
+    body.write_bytes(orjson.dumps(timeline[len(before)]))
+    urls = []
+    for k in range(nurses):
+        created = await client.post("/sessions", json={"order_id": f"nurse-{k % orders}"})
+        created.raise_for_status()
+        sid = created.json()["id"]
+        for event in before:
+            (await client.post(f"/sessions/{sid}/events", json=event)).raise_for_status()
+        urls.append(f"{service.base_url}/sessions/{sid}/events")
+    bearer = service.auth_headers["Authorization"].removeprefix("Bearer ")
+    live = await asyncio.to_thread(
+        _abs, [ab_command(f"{service.base_url}/health/live", vitals, 1, bearer=bearer)] * nurses
+    )
+    charted = await asyncio.to_thread(
+        _abs, [ab_command(url, vitals, 1, body=body, bearer=bearer) for url in urls]
+    )
+    result = {"nurses": nurses, "vitals_each": vitals, "baseline_live": live, "events": charted}
+    say(f"  native, {nurses} x ab -k -c 1 at once:")
+    for name, runs in (
+        ("baseline GET /health/live", live),
+        ("vitals POST /sessions/{id}/events", charted),
+    ):
+        say(
+            f"    {name:34s} {runs['rate']:7.1f} req/s in all, p50 {runs['p50_ms']} ms (median "
+            f"of {nurses}), p99 {runs['p99_ms']} ms (worst of {nurses}), "
+            f"max {runs['max_ms']} ms [{runs['bad']} failed/non-2xx]"
+        )
+    met = charted["p99_ms"] < AIM_P99_MS and charted["bad"] == 0
+    verdict = "MET" if met else "NOT MET"
+    say(f"    nurse p99 < {AIM_P99_MS:.0f} ms with {nurses} charting at once: {verdict}")
+    result["aim_met"] = met
+    return result
+
+
+def _abs(commands: list[list[str]]) -> dict[str, Any]:
+    """Run the ``ab`` commands at once; their figures together (rates added, worst p99)."""
+    procs = [
+        subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603
+        for c in commands
+    ]
+    outs = []
+    for command, proc in zip(commands, procs, strict=True):
+        out, err = proc.communicate(timeout=600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"ab failed: {err.strip()[:300]}")
+        outs.append(ab_figures(command, out))
+    return {
+        "command": outs[0]["command"],
+        "runs": len(outs),
+        "rate": round(sum(o["rate"] for o in outs), 1),
+        "p50_ms": statistics.median(o["p50_ms"] for o in outs),
+        "p99_ms": max(o["p99_ms"] for o in outs),
+        "max_ms": max(o["p100_ms"] for o in outs),
+        "bad": sum(o["failed"] + o["non_2xx"] for o in outs),
     }

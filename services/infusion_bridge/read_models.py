@@ -18,7 +18,7 @@ from .domain.catalog import DrugCatalog
 from .domain.ehr_records import BodyMeasurement, PatientDetails
 from .domain.history import DrugHistory
 from .domain.orders import Drug, InfusionOrder, Quantity, Rate, Schedule
-from .domain.sessions import InfusionSession, SessionEvent
+from .domain.sessions import InfusionSession, Premedication, SessionEvent
 
 Json = dict[str, Any]
 
@@ -244,9 +244,15 @@ class SessionView(BaseModel):
         billing: SessionBilling | None = None,
     ) -> SessionView:
         assert record.infusion is not None, "the session's timeline must be loaded"
+        # built from events the domain already validated (no second validation: with a
+        # long timeline it cost more than recording the event)
         timeline = [
-            TimelineItem.model_validate(
-                {**e.model_dump(), "drug_name": _drug_name(catalog, e.event)}
+            TimelineItem.model_construct(
+                seq=e.seq,
+                id=e.id,
+                recorded_at=e.recorded_at,
+                event=e.event,
+                drug_name=_drug_name(catalog, e.event),
             )
             for e in record.infusion.events
         ]
@@ -282,10 +288,9 @@ class SessionView(BaseModel):
 
 def _drug_name(catalog: DrugCatalog | None, event: Any) -> str | None:
     """A premedication's drug name, however it was recorded (catalog key, RxNorm, NDC)."""
-    code = getattr(event, "drug", None)
-    if catalog is None or not isinstance(code, str):
+    if catalog is None or not isinstance(event, Premedication):
         return None
-    entry = catalog.by_code(code)
+    entry = catalog.by_code(event.drug)
     return entry.name if entry is not None else None
 
 

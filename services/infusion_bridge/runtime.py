@@ -19,6 +19,7 @@ from .ehr.probe import EhrProbe
 from .metrics import Metrics
 from .settings import Settings
 from .store.group_commit import GroupCommit
+from .store.infusion_sessions import SessionCache
 
 
 def _nothing() -> None:
@@ -47,6 +48,8 @@ class Runtime:
     """Tell the delivery worker something became due (set when a worker runs here)."""
     request_history_pull: Callable[[str], None] = _ignore
     """Start pulling a patient's history from the EHR in the background (set by the app)."""
+    sessions: SessionCache = field(default_factory=SessionCache)
+    """Sessions as this process last committed them (see ``SessionCache``)."""
     sync_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     sync_requested: bool = False
 

@@ -171,3 +171,38 @@ def test_event_times_before_1970_are_refused(client: TestClient, order_id: str) 
     )
     assert r.status_code == 400
     assert any("at" in e for i in r.json()["issue"] for e in i.get("expression", []))
+
+
+def test_an_event_recorded_elsewhere_is_seen_by_the_next_one(
+    client: TestClient, order_id: str
+) -> None:
+    """This process remembers sessions as it committed them; one changed by another
+    process (here: another engine on the same file) is read again in full."""
+    from pydantic import TypeAdapter
+
+    from services.infusion_bridge.domain.sessions import SessionEvent
+    from services.infusion_bridge.store.db import make_engine
+    from services.infusion_bridge.usecases.sessions import append_event
+
+    rt = client.app.state.runtime  # type: ignore[attr-defined]
+    timeline = completed_timeline(start_of_yesterday())
+    sid = client.post("/sessions", json={"order_id": order_id}).json()["id"]
+    for event in timeline[:2]:
+        assert client.post(f"/sessions/{sid}/events", json=event).status_code == 201
+    assert rt.sessions.get(sid).version == 3  # opened, and two events, all remembered
+
+    elsewhere = make_engine(str(rt.engine.url))
+    append_event(
+        elsewhere,
+        sid,
+        TypeAdapter(SessionEvent).validate_python(timeline[2]),
+        catalog=rt.catalog,
+        identifier_system=rt.settings.identifier_system,
+        now=datetime.now(UTC),
+    )
+    elsewhere.dispose()
+
+    r = client.post(f"/sessions/{sid}/events", json=timeline[3])
+    assert r.status_code == 201
+    assert [i["event"]["type"] for i in r.json()["timeline"]] == [e["type"] for e in timeline[:4]]
+    assert r.json()["version"] == 5

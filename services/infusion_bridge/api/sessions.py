@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import BaseModel
 
 from ..access import Access, guard, need
@@ -45,24 +45,31 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value
 
 
+def view_response(view: SessionView, status_code: int = 200) -> Response:
+    """The session as JSON, serialized once. (Returned as a model, FastAPI would dump it,
+    validate the dump against ``response_model`` again and then serialize it: with a long
+    timeline that cost more than recording the event.)"""
+    return Response(view.model_dump_json(), status_code, media_type="application/json")
+
+
 @router.post("", status_code=201, response_model=SessionView)
-async def create_session(body: NewSession, rt: RuntimeDep, _: Opening) -> Any:
+async def create_session(body: NewSession, rt: RuntimeDep, _: Opening) -> Response:
     """Open a scheduled session for a cached, active infusion order."""
-    return await sessions.open_session(rt, body.order_id)
+    return view_response(await sessions.open_session(rt, body.order_id), 201)
 
 
 @router.post("/{session_id}/events", status_code=201, response_model=SessionView)
 async def add_event(
     session_id: str, event: Annotated[SessionEvent, Body()], rt: RuntimeDep, _: Charting
-) -> Any:
+) -> Response:
     """Record one event (``type`` says which); 409 if the session's state does not allow it."""
-    return await sessions.record_event(rt, session_id, event)
+    return view_response(await sessions.record_event(rt, session_id, event), 201)
 
 
 @router.get("/{session_id}", response_model=SessionView)
-async def read_session(session_id: str, rt: RuntimeDep, access: Reading) -> Any:
+async def read_session(session_id: str, rt: RuntimeDep, access: Reading) -> Response:
     """The session, its timeline, and the status of its write-back to the EHR."""
-    return await sessions.read_session(rt, session_id, access.compartment)
+    return view_response(await sessions.read_session(rt, session_id, access.compartment))
 
 
 @router.get("", response_model=SessionPage)

@@ -28,7 +28,12 @@ class ConcurrentUpdate(Exception):
     """Someone else changed the session between our read and our write."""
 
 
-def record_of(row: Any, *, events: Sequence[Mapping[str, Any]] | None = None) -> SessionRecord:
+def record_of(
+    row: Any,
+    *,
+    events: Sequence[Mapping[str, Any]] | None = None,
+    infusion: InfusionSession | None = None,
+) -> SessionRecord:
     """The read model of a ``sessions`` row (ORM object or Core row); with ``events``
     (its ``session_events``, in order), the timeline too."""
     dose = (
@@ -54,17 +59,45 @@ def record_of(row: Any, *, events: Sequence[Mapping[str, Any]] | None = None) ->
                 {**row.session_json, "state": row.state, "events": events}
             )
             if events is not None
-            else None
+            else infusion
         ),
     )
 
 
-def get_infusion_session(db: Session, session_id: str) -> SessionRecord | None:
-    """One session with its timeline (its event rows, in order)."""
+class SessionCache:
+    """Sessions (with their timelines) as this process last committed them, by id: an event
+    recorded on a session at that same version need not read and parse its whole timeline
+    again. Only what was committed goes in (:meth:`put` after the commit); a session at
+    another version in the database (another process wrote) is read in full."""
+
+    def __init__(self, size: int = 512) -> None:
+        self._size = size
+        self._by_id: dict[str, SessionRecord] = {}
+
+    def get(self, session_id: str) -> SessionRecord | None:
+        return self._by_id.get(session_id)
+
+    def put(self, record: SessionRecord) -> None:
+        if record.infusion is None:
+            return
+        self._by_id.pop(record.id, None)
+        if len(self._by_id) >= self._size:
+            del self._by_id[next(iter(self._by_id))]
+        self._by_id[record.id] = record
+
+
+def get_infusion_session(
+    db: Session, session_id: str, cache: SessionCache | None = None
+) -> SessionRecord | None:
+    """One session with its timeline (its event rows, in order; from ``cache`` when it holds
+    the session at the version the database has)."""
     conn = db.connection()  # Core, statements built once: every recorded event reads this
     row = conn.execute(_SELECT_SESSION, {"key": session_id}).first()
     if row is None:
         return None
+    known = cache.get(session_id) if cache is not None else None
+    if known is not None and known.version == row.version:
+        return record_of(row, infusion=known.infusion)
     events = conn.execute(_SELECT_EVENTS, {"key": session_id}).scalars().all()
     return record_of(row, events=events)
 

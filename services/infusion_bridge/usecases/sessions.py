@@ -36,6 +36,7 @@ from ..store.ehr_records import ehr_patient_details
 from ..store.fhir_resources import session_resources, store_resources
 from ..store.infusion_sessions import (
     ConcurrentUpdate,
+    SessionCache,
     get_infusion_session,
     insert_session,
     save_session,
@@ -79,7 +80,7 @@ async def record_event(rt: Runtime, session_id: str, event: SessionEvent) -> Ses
     session (its write-back was queued)."""
     now = utcnow()
 
-    def write(db: Session) -> tuple[bool, SessionView]:
+    def write(db: Session) -> tuple[bool, SessionRecord, SessionView]:
         queued, saved = apply_event(
             db,
             session_id,
@@ -87,10 +88,12 @@ async def record_event(rt: Runtime, session_id: str, event: SessionEvent) -> Ses
             catalog=rt.catalog,
             identifier_system=rt.settings.identifier_system,
             now=now,
+            cache=rt.sessions,
         )
-        return queued, session_view(db, saved, rt.catalog)
+        return queued, saved, session_view(db, saved, rt.catalog)
 
-    queued, view = await rt.writes.run(write)
+    queued, saved, view = await rt.writes.run(write)
+    rt.sessions.put(saved)  # committed
     if queued:
         rt.wake_delivery()
     return view
@@ -121,6 +124,7 @@ def apply_event(
     catalog: DrugCatalog,
     identifier_system: str,
     now: datetime,
+    cache: SessionCache | None = None,
 ) -> tuple[bool, SessionRecord]:
     """Append one event in the caller's write transaction; whether a write-back was queued,
     and the session as saved.
@@ -128,7 +132,7 @@ def apply_event(
     The event that finishes a session also, in the same transaction, builds the write-back
     Bundle once, queues it in the outbox, and keeps its resources for the ``/fhir`` reads.
     """
-    found = get_infusion_session(db, session_id)
+    found = get_infusion_session(db, session_id, cache)
     if found is None or found.infusion is None:
         raise NotFound(f"session {session_id} does not exist", "session_id")
     current = found.infusion
