@@ -72,7 +72,11 @@ def check_type(body: Json, expected_type: str | None) -> None:
 
 
 def base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/fhir"
+    """This FHIR base's URL as the client addressed it (worked out once per request)."""
+    found = request.scope.get("infusion.base_url")
+    if found is None:
+        found = request.scope["infusion.base_url"] = str(request.base_url).rstrip("/") + "/fhir"
+    return str(found)
 
 
 def version_headers(request: Request, row: OrderRecord) -> dict[str, str]:
