@@ -20,7 +20,8 @@ from services.infusion_bridge.domain.catalog import load_catalog
 from services.infusion_bridge.ehr.client import EhrClient
 from services.infusion_bridge.settings import Settings
 from services.infusion_bridge.store.db import make_engine, migrate, transaction
-from services.infusion_bridge.store.orders import get_checkpoint, list_orders
+from services.infusion_bridge.store.order_queries import list_orders
+from services.infusion_bridge.store.sync_checkpoints import get_checkpoint
 from services.infusion_bridge.usecases.order_sync import CHECKPOINT, SyncSummary, sync_orders
 
 SEND_DELETES = "http://hapifhir.io/fhir/StructureDefinition/subscription-send-delete-messages"

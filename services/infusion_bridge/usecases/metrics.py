@@ -11,7 +11,7 @@ from ..read_models import OutboxStats
 from ..runtime import Runtime
 from ..store import outbox
 from ..store.db import transaction
-from ..store.orders import get_checkpoint
+from ..store.sync_checkpoints import get_checkpoint
 from .order_sync import CHECKPOINT
 
 

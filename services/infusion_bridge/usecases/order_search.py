@@ -16,7 +16,7 @@ from ..domain.errors import Invalid, PreconditionFailed
 from ..read_models import OrderRecord
 from ..runtime import Runtime
 from ..store import audit
-from ..store import orders as store
+from ..store import order_queries as queries
 from ..store.db import transaction
 
 ORDER_SEARCH_PARAMS = {
@@ -151,7 +151,7 @@ async def search_orders(
 def _query(
     db: Session, c: OrderCriteria, *, offset: int, limit: int
 ) -> tuple[int, list[OrderRecord]]:
-    return store.search_orders(
+    return queries.search_orders(
         db,
         ids=c.ids,
         identifiers=c.identifiers,

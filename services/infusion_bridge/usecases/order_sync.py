@@ -27,7 +27,7 @@ from ..ehr.errors import EhrError
 from ..logging import get_logger
 from ..runtime import Runtime
 from ..store.db import transaction, write_transaction
-from ..store.orders import get_checkpoint, set_checkpoint
+from ..store.sync_checkpoints import get_checkpoint, set_checkpoint
 from .order_intake import PreparedOrder, claim_orders, prepare_order, store_order
 
 log = get_logger(__name__)

@@ -18,6 +18,7 @@ from ..domain.orders import patient_reference
 from ..read_models import OrderPage, OrderRecord, OrderVersion, OrderView
 from ..runtime import Runtime
 from ..store import audit
+from ..store import order_queries as queries
 from ..store import orders as store
 from ..store.db import transaction, write_transaction
 from .order_intake import (
@@ -167,7 +168,7 @@ async def read_order_version(
         with transaction(rt.engine) as db:
             if visible(store.get_order(db, order_id), compartment) is None:
                 return None
-            return store.get_order_version(db, order_id, int(version_id))
+            return queries.get_order_version(db, order_id, int(version_id))
 
     version = await run_sync(load)
     if version is None:
@@ -187,7 +188,7 @@ async def order_history(
         with transaction(rt.engine) as db:
             if visible(store.get_order(db, order_id), compartment) is None:
                 return []
-            return store.order_history(db, order_id)
+            return queries.order_history(db, order_id)
 
     versions = await run_sync(load)
     if not versions:
@@ -215,7 +216,7 @@ async def list_orders(rt: Runtime, f: OrderFilters, compartment: str | None = No
 
     def load() -> OrderPage:
         with transaction(rt.engine) as db:
-            total, records = store.list_orders(
+            total, records = queries.list_orders(
                 db,
                 patient=patient,
                 status=f.status,
@@ -238,7 +239,7 @@ async def order_view(rt: Runtime, order_id: str, compartment: str | None = None)
             record = visible(store.get_order(db, order_id), compartment)
             if record is None:
                 return None
-            return OrderView.of(record, store.linked_orders(db, record))
+            return OrderView.of(record, queries.linked_orders(db, record))
 
     view = await run_sync(load)
     if view is None:

@@ -30,7 +30,7 @@ from ..store.db import transaction
 from ..store.ehr_records import ehr_history_for
 from ..store.fhir_resources import get_resource, search_resources, session_resources
 from ..store.infusion_sessions import get_infusion_session, list_sessions
-from ..store.orders import active_infusion_orders, body_surface_areas
+from ..store.order_queries import active_infusion_orders, body_surface_areas
 
 Json = dict[str, Any]
 

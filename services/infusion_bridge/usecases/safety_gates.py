@@ -23,7 +23,8 @@ from ..domain.sessions import (
 )
 from ..store.ehr_records import ehr_history_for
 from ..store.infusion_sessions import list_sessions
-from ..store.orders import body_surface_areas, get_order
+from ..store.order_queries import body_surface_areas
+from ..store.orders import get_order
 from .records import all_doses
 
 _GATED = (InfusionStart, RateChange, Resume, Reaction)

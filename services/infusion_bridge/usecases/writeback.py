@@ -10,7 +10,8 @@ from fhir_mappings.writeback_bundle import writeback_bundle
 
 from ..domain.catalog import DrugCatalog
 from ..domain.sessions import InfusionSession
-from ..store.orders import get_order, linked_orders
+from ..store.order_queries import linked_orders
+from ..store.orders import get_order
 
 
 def build_writeback(
