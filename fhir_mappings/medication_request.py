@@ -62,12 +62,7 @@ from fhir_mappings.reading import (
     validation_issues,
 )
 from services.infusion_bridge.domain.catalog import DrugCatalog
-from services.infusion_bridge.domain.orders import (
-    Identifier,
-    InfusionOrder,
-    OrderIntent,
-    OrderStatus,
-)
+from services.infusion_bridge.domain.orders import InfusionOrder
 
 __all__ = ["order_element_path", "order_from_fhir", "order_to_fhir", "violations_to_issues"]
 
@@ -115,7 +110,9 @@ def _read(
     m: Any, catalog: DrugCatalog, medications: Mapping[str, Mapping[str, Any]] | None
 ) -> InfusionOrder:
     log = IssueLog()
-    contained = {item.id: (i, item) for i, item in enumerate(m.contained or ()) if item.id}
+    contained = (
+        {item.id: (i, item) for i, item in enumerate(m.contained) if item.id} if m.contained else {}
+    )
     if not m.id:
         log.add("required", "the MedicationRequest must have an id", f"{MR}.id")
     version_id, last_updated = _meta(m, log)
@@ -128,45 +125,53 @@ def _read(
     route_code, route_display = read_route(dosage)
     rate = read_rate(dosage, log)
     schedule = read_schedule(dosage, log)
-    bsa = read_bsa(m, contained, log)
+    bsa = read_bsa(m, contained, log) if m.supportingInformation else None
     if log:
         raise MappingError(log.issues)
     assert found is not None
-    assert dose is not None
-    assert status is not None
-    assert intent is not None
-    assert patient is not None
     entry, code, system = found
     role = entry.role_for(based_on_medication_request=based_on_request(m))
+    fields = {
+        "id": m.id,
+        "status": status,
+        "intent": intent,
+        "patient": patient,
+        "drug": entry.drug_fields(code, role, system=system),
+        "role": role,
+        "dose": dose,
+    }
+    # only what has a value: a field left out takes its default, and validates for free
+    optional = {
+        "version_id": version_id,
+        "last_updated": last_updated,
+        "body_surface_area_m2": bsa,
+        "route_code": route_code,
+        "route_display": route_display,
+        "rate": rate,
+        "schedule": schedule,
+        "dosage_text": dosage.text if dosage is not None else None,
+        "authored_on": to_datetime(m.authoredOn) if m.authoredOn is not None else None,
+        "requester": m.requester.reference if m.requester is not None else None,
+        "group_identifier": (
+            _identifier(m.groupIdentifier)
+            if m.groupIdentifier is not None and m.groupIdentifier.value
+            else None
+        ),
+    }
+    for name, value in optional.items():
+        if value is not None:
+            fields[name] = value
+    if m.reasonCode or m.reasonReference:
+        fields["reasons"] = _reasons(m)
+    if m.note:
+        fields["notes"] = tuple(n.text for n in m.note if n.text)
+    if m.identifier:
+        fields["identifiers"] = tuple(_identifier(i) for i in m.identifier if i.value)
+    if m.basedOn:
+        fields["based_on"] = tuple(r.reference for r in m.basedOn if r.reference)
     try:
-        return InfusionOrder(
-            id=m.id,
-            version_id=version_id,
-            last_updated=last_updated,
-            status=OrderStatus(status),
-            intent=OrderIntent(intent),
-            patient=patient,
-            drug=entry.to_drug(code, role, system=system),
-            role=role,
-            dose=dose,
-            body_surface_area_m2=bsa,
-            route_code=route_code,
-            route_display=route_display,
-            rate=rate,
-            schedule=schedule,
-            dosage_text=dosage.text if dosage is not None else None,
-            authored_on=to_datetime(m.authoredOn),
-            requester=m.requester.reference if m.requester is not None else None,
-            reasons=_reasons(m),
-            notes=tuple(n.text for n in m.note or () if n.text),
-            identifiers=tuple(_identifier(i) for i in m.identifier or () if i.value),
-            group_identifier=(
-                _identifier(m.groupIdentifier)
-                if m.groupIdentifier is not None and m.groupIdentifier.value
-                else None
-            ),
-            based_on=tuple(r.reference for r in m.basedOn or () if r.reference),
-        )
+        # one validation for the order and every model in it (drug, dose, rate, schedule...)
+        return InfusionOrder.model_validate(fields)
     except ValidationError as exc:  # defensive: the checks above should prevent this
         raise MappingError(validation_issues(exc, MR)) from exc
 
@@ -237,5 +242,6 @@ def _reasons(m: Any) -> tuple[str, ...]:
     return tuple(reasons)
 
 
-def _identifier(identifier: Any) -> Identifier:
-    return Identifier(system=identifier.system, value=identifier.value)
+def _identifier(identifier: Any) -> dict[str, str | None]:
+    """The fields of an :class:`Identifier`."""
+    return {"system": identifier.system, "value": identifier.value}

@@ -15,6 +15,7 @@ from fhir_mappings.medication_request_paths import MEDICATION as MEDICATION_CHOI
 from fhir_mappings.operation_outcome import Issue
 
 __all__ = [
+    "Fields",
     "IssueLog",
     "concept_text",
     "has_coding",
@@ -23,6 +24,10 @@ __all__ = [
     "to_float",
     "validation_issues",
 ]
+
+Fields = dict[str, Any]
+"""The fields of a domain model as read, validated once with the whole order
+(``InfusionOrder.model_validate``): one pydantic validation instead of one per nested model."""
 
 
 class IssueLog:

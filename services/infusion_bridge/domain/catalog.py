@@ -202,10 +202,15 @@ class DrugEntry(_Frozen):
     ) -> Drug:
         """The domain :class:`Drug` for an order that carries ``code`` (an RxNorm code or an
         NDC) in the given role."""
+        return Drug.model_validate(self.drug_fields(code, role, system=system))
+
+    def drug_fields(
+        self, code: str, role: Role, *, system: Literal["rxnorm", "ndc"] = "rxnorm"
+    ) -> dict[str, str]:
+        """The fields of :meth:`to_drug`'s :class:`Drug`, for validating it as part of a larger
+        model (an order) in one go."""
         drug_class: Role = role if self.drug_class == "both" else self.drug_class
-        if system == "ndc":
-            return Drug(key=self.key, name=self.name, ndc=code, drug_class=drug_class)
-        return Drug(key=self.key, name=self.name, rxnorm=code, drug_class=drug_class)
+        return {"key": self.key, "name": self.name, system: code, "drug_class": drug_class}
 
 
 class _Index(NamedTuple):
