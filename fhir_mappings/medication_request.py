@@ -55,6 +55,7 @@ from fhir_mappings.medication_request_paths import (
 from fhir_mappings.medication_request_render import order_to_fhir
 from fhir_mappings.operation_outcome import Issue
 from fhir_mappings.reading import (
+    Fields,
     IssueLog,
     concept_text,
     parse_model,
@@ -126,47 +127,56 @@ def _read(
     rate = read_rate(dosage, log)
     schedule = read_schedule(dosage, log)
     bsa = read_bsa(m, contained, log) if m.supportingInformation else None
-    if log:
+    if log.issues:
         raise MappingError(log.issues)
     assert found is not None
     entry, code, system = found
-    role = entry.role_for(based_on_medication_request=based_on_request(m))
-    fields = {
+    role = entry.role_for(based_on_medication_request=bool(m.basedOn) and based_on_request(m))
+    fields: Fields = {
         "id": m.id,
         "status": status,
         "intent": intent,
         "patient": patient,
-        "drug": entry.drug_fields(code, role, system=system),
+        "drug": (
+            catalog.drug(entry, code, role)
+            if system == "rxnorm"
+            else entry.drug_fields(code, role, system=system)
+        ),
         "role": role,
         "dose": dose,
     }
     # only what has a value: a field left out takes its default, and validates for free
-    optional = {
-        "version_id": version_id,
-        "last_updated": last_updated,
-        "body_surface_area_m2": bsa,
-        "route_code": route_code,
-        "route_display": route_display,
-        "rate": rate,
-        "schedule": schedule,
-        "dosage_text": dosage.text if dosage is not None else None,
-        "authored_on": to_datetime(m.authoredOn) if m.authoredOn is not None else None,
-        "requester": m.requester.reference if m.requester is not None else None,
-        "group_identifier": (
-            _identifier(m.groupIdentifier)
-            if m.groupIdentifier is not None and m.groupIdentifier.value
-            else None
-        ),
-    }
-    for name, value in optional.items():
-        if value is not None:
-            fields[name] = value
+    if version_id is not None:
+        fields["version_id"] = version_id
+    if last_updated is not None:
+        fields["last_updated"] = last_updated
+    if bsa is not None:
+        fields["body_surface_area_m2"] = bsa
+    if route_code is not None:
+        fields["route_code"] = route_code
+    if route_display is not None:
+        fields["route_display"] = route_display
+    if rate is not None:
+        fields["rate"] = rate
+    if schedule is not None:
+        fields["schedule"] = schedule
+    if dosage is not None and dosage.text is not None:
+        fields["dosage_text"] = dosage.text
+    if m.authoredOn is not None:
+        fields["authored_on"] = to_datetime(m.authoredOn)
+    if m.requester is not None and m.requester.reference is not None:
+        fields["requester"] = m.requester.reference
     if m.reasonCode or m.reasonReference:
         fields["reasons"] = _reasons(m)
     if m.note:
         fields["notes"] = tuple(n.text for n in m.note if n.text)
     if m.identifier:
-        fields["identifiers"] = tuple(_identifier(i) for i in m.identifier if i.value)
+        fields["identifiers"] = tuple(
+            {"system": i.system, "value": i.value} for i in m.identifier if i.value
+        )
+    group = m.groupIdentifier
+    if group is not None and group.value:
+        fields["group_identifier"] = {"system": group.system, "value": group.value}
     if m.basedOn:
         fields["based_on"] = tuple(r.reference for r in m.basedOn if r.reference)
     try:
@@ -240,8 +250,3 @@ def _reasons(m: Any) -> tuple[str, ...]:
         if ref.reference or ref.display:
             reasons.append(str(ref.reference or ref.display))
     return tuple(reasons)
-
-
-def _identifier(identifier: Any) -> dict[str, str | None]:
-    """The fields of an :class:`Identifier`."""
-    return {"system": identifier.system, "value": identifier.value}

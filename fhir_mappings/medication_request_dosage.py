@@ -58,10 +58,16 @@ def read_route(dosage: Any) -> tuple[str | None, str | None]:
     route = dosage.route if dosage is not None else None
     if route is None:
         return None, None
-    snomed = [c for c in route.coding or () if c.system == codes.SNOMED and c.code]
-    if not snomed:
+    chosen = None
+    for coding in route.coding or ():
+        if coding.system == codes.SNOMED and coding.code:
+            if coding.code in codes.PREMEDICATION_ROUTES:
+                chosen = coding
+                break
+            if chosen is None:
+                chosen = coding
+    if chosen is None:
         return None, route.text
-    chosen = next((c for c in snomed if c.code in codes.PREMEDICATION_ROUTES), snomed[0])
     return str(chosen.code), chosen.display or route.text
 
 

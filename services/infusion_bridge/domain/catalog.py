@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
@@ -223,6 +223,8 @@ class _Index(NamedTuple):
     """Every catalogued RxNorm code (verified or not) -> its details."""
     by_ndc: dict[str, DrugEntry]
     """Verified NDC (digits only) -> drug."""
+    drugs: dict[tuple[str, Role], Drug]
+    """(verified RxNorm code, role) -> the :class:`Drug` of an order of that code and role."""
 
 
 def _index(catalog: DrugCatalog) -> _Index:
@@ -240,7 +242,7 @@ class DrugCatalog(_Frozen):
     description: str | None = None
     drugs: tuple[DrugEntry, ...]
 
-    _index: _Index = PrivateAttr(default_factory=lambda: _Index({}, {}, {}, {}))
+    _index: _Index = PrivateAttr(default_factory=lambda: _Index({}, {}, {}, {}, {}))
 
     @model_validator(mode="after")
     def _unique(self) -> DrugCatalog:
@@ -274,6 +276,8 @@ class DrugCatalog(_Frozen):
             for c in drug.rxnorm:
                 if c.verified:
                     index.by_code[c.code] = drug
+                    for role in get_args(Role):
+                        index.drugs[c.code, role] = drug.to_drug(c.code, role)
                 index.codings[c.code] = c
             for n in drug.ndc:
                 if n.verified:
@@ -282,6 +286,14 @@ class DrugCatalog(_Frozen):
     def by_rxnorm(self, code: str) -> DrugEntry | None:
         """The drug a verified RxNorm code (ingredient or product) belongs to."""
         return _index(self).by_code.get(code)
+
+    def drug(self, entry: DrugEntry, code: str, role: Role) -> Drug:
+        """``entry.to_drug(code, role)``: for a verified RxNorm ``code`` of ``entry`` the one
+        built when the catalog was read (a :class:`Drug` is immutable)."""
+        drug = _index(self).drugs.get((code, role))
+        if drug is None or drug.key != entry.key:
+            return entry.to_drug(code, role)
+        return drug
 
     def by_ndc(self, code: str) -> DrugEntry | None:
         """The drug a verified NDC belongs to (10- or 11-digit, with or without hyphens)."""
