@@ -90,7 +90,7 @@ def order_from_fhir(
     Raises :class:`MappingError` listing every structure or coding problem found. The order is
     not checked against the business rules: see ``domain.order_rules.check_order``.
     """
-    if not isinstance(resource, Mapping):
+    if type(resource) is not dict and not isinstance(resource, Mapping):
         raise MappingError([Issue("structure", "a MedicationRequest must be a JSON object", (MR,))])
     resource_type = resource.get("resourceType")
     if resource_type != MR:

@@ -49,7 +49,8 @@ class IssueLog:
 def parse_model(model_class: Any, data: Mapping[str, Any], root: str) -> Any:
     """``data`` validated as an R4B ``model_class``; :class:`MappingError` if it is not valid."""
     try:
-        return model_class.model_validate(dict(data))
+        # a dict as it is: the models do not change what they validate
+        return model_class.model_validate(data if type(data) is dict else dict(data))
     except ValidationError as exc:
         raise MappingError(validation_issues(exc, root)) from exc
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

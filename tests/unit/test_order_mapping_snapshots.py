@@ -157,12 +157,15 @@ def _structure(value: Any) -> Any:
     return (type(value).__name__, repr(value))
 
 
-def _mapped(name: str) -> InfusionOrder:
-    medications = {
+def _medications() -> dict[str, Json]:
+    return {
         f"Medication/{m['id']}": m
         for m in (json.loads(p.read_text()) for p in (FIXTURES / "medications").glob("*.json"))
     }
-    return order_from_fhir(INPUTS[name](), CATALOG, medications=medications)
+
+
+def _mapped(name: str) -> InfusionOrder:
+    return order_from_fhir(INPUTS[name](), CATALOG, medications=_medications())
 
 
 @pytest.mark.parametrize("name", sorted(INPUTS))
@@ -185,3 +188,12 @@ def test_mapped_order_is_what_validation_builds(name: str) -> None:
     assert order == validated
     assert _structure(order) == _structure(validated)
     assert check_order(order, CATALOG) == []
+
+
+@pytest.mark.parametrize("name", sorted(INPUTS))
+def test_mapping_leaves_the_resource_as_it_was(name: str) -> None:
+    # the FHIR models validate the caller's dict itself (no copy): intake keeps it as received
+    resource, medications = INPUTS[name](), _medications()
+    before = copy.deepcopy((resource, medications))
+    order_from_fhir(resource, CATALOG, medications=medications)
+    assert (resource, medications) == before
