@@ -19,11 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import auth, clinician, intake, native, nurse, operations, writeback
+from bench import auth, clinician, intake, mapping, native, nurse, operations, writeback
 from bench._common import Hapi, machine_note, say
 
 BENCHMARKS = {
     "intake": intake,
+    "mapping": mapping,
     "writeback": writeback,
     "clinician": clinician,
     "nurse": nurse,

@@ -55,6 +55,7 @@ from fhir_mappings.medication_request_paths import (
 from fhir_mappings.medication_request_render import order_to_fhir
 from fhir_mappings.operation_outcome import Issue
 from fhir_mappings.reading import (
+    Fields,
     IssueLog,
     concept_text,
     parse_model,
@@ -62,12 +63,7 @@ from fhir_mappings.reading import (
     validation_issues,
 )
 from services.infusion_bridge.domain.catalog import DrugCatalog
-from services.infusion_bridge.domain.orders import (
-    Identifier,
-    InfusionOrder,
-    OrderIntent,
-    OrderStatus,
-)
+from services.infusion_bridge.domain.orders import InfusionOrder
 
 __all__ = ["order_element_path", "order_from_fhir", "order_to_fhir", "violations_to_issues"]
 
@@ -94,7 +90,7 @@ def order_from_fhir(
     Raises :class:`MappingError` listing every structure or coding problem found. The order is
     not checked against the business rules: see ``domain.order_rules.check_order``.
     """
-    if not isinstance(resource, Mapping):
+    if type(resource) is not dict and not isinstance(resource, Mapping):
         raise MappingError([Issue("structure", "a MedicationRequest must be a JSON object", (MR,))])
     resource_type = resource.get("resourceType")
     if resource_type != MR:
@@ -115,7 +111,9 @@ def _read(
     m: Any, catalog: DrugCatalog, medications: Mapping[str, Mapping[str, Any]] | None
 ) -> InfusionOrder:
     log = IssueLog()
-    contained = {item.id: (i, item) for i, item in enumerate(m.contained or ()) if item.id}
+    contained = (
+        {item.id: (i, item) for i, item in enumerate(m.contained) if item.id} if m.contained else {}
+    )
     if not m.id:
         log.add("required", "the MedicationRequest must have an id", f"{MR}.id")
     version_id, last_updated = _meta(m, log)
@@ -128,45 +126,62 @@ def _read(
     route_code, route_display = read_route(dosage)
     rate = read_rate(dosage, log)
     schedule = read_schedule(dosage, log)
-    bsa = read_bsa(m, contained, log)
-    if log:
+    bsa = read_bsa(m, contained, log) if m.supportingInformation else None
+    if log.issues:
         raise MappingError(log.issues)
     assert found is not None
-    assert dose is not None
-    assert status is not None
-    assert intent is not None
-    assert patient is not None
     entry, code, system = found
-    role = entry.role_for(based_on_medication_request=based_on_request(m))
-    try:
-        return InfusionOrder(
-            id=m.id,
-            version_id=version_id,
-            last_updated=last_updated,
-            status=OrderStatus(status),
-            intent=OrderIntent(intent),
-            patient=patient,
-            drug=entry.to_drug(code, role, system=system),
-            role=role,
-            dose=dose,
-            body_surface_area_m2=bsa,
-            route_code=route_code,
-            route_display=route_display,
-            rate=rate,
-            schedule=schedule,
-            dosage_text=dosage.text if dosage is not None else None,
-            authored_on=to_datetime(m.authoredOn),
-            requester=m.requester.reference if m.requester is not None else None,
-            reasons=_reasons(m),
-            notes=tuple(n.text for n in m.note or () if n.text),
-            identifiers=tuple(_identifier(i) for i in m.identifier or () if i.value),
-            group_identifier=(
-                _identifier(m.groupIdentifier)
-                if m.groupIdentifier is not None and m.groupIdentifier.value
-                else None
-            ),
-            based_on=tuple(r.reference for r in m.basedOn or () if r.reference),
+    role = entry.role_for(based_on_medication_request=bool(m.basedOn) and based_on_request(m))
+    fields: Fields = {
+        "id": m.id,
+        "status": status,
+        "intent": intent,
+        "patient": patient,
+        "drug": (
+            catalog.drug(entry, code, role)
+            if system == "rxnorm"
+            else entry.drug_fields(code, role, system=system)
+        ),
+        "role": role,
+        "dose": dose,
+    }
+    # only what has a value: a field left out takes its default, and validates for free
+    if version_id is not None:
+        fields["version_id"] = version_id
+    if last_updated is not None:
+        fields["last_updated"] = last_updated
+    if bsa is not None:
+        fields["body_surface_area_m2"] = bsa
+    if route_code is not None:
+        fields["route_code"] = route_code
+    if route_display is not None:
+        fields["route_display"] = route_display
+    if rate is not None:
+        fields["rate"] = rate
+    if schedule is not None:
+        fields["schedule"] = schedule
+    if dosage is not None and dosage.text is not None:
+        fields["dosage_text"] = dosage.text
+    if m.authoredOn is not None:
+        fields["authored_on"] = to_datetime(m.authoredOn)
+    if m.requester is not None and m.requester.reference is not None:
+        fields["requester"] = m.requester.reference
+    if m.reasonCode or m.reasonReference:
+        fields["reasons"] = _reasons(m)
+    if m.note:
+        fields["notes"] = tuple(n.text for n in m.note if n.text)
+    if m.identifier:
+        fields["identifiers"] = tuple(
+            {"system": i.system, "value": i.value} for i in m.identifier if i.value
         )
+    group = m.groupIdentifier
+    if group is not None and group.value:
+        fields["group_identifier"] = {"system": group.system, "value": group.value}
+    if m.basedOn:
+        fields["based_on"] = tuple(r.reference for r in m.basedOn if r.reference)
+    try:
+        # one validation for the order and every model in it (drug, dose, rate, schedule...)
+        return InfusionOrder.model_validate(fields)
     except ValidationError as exc:  # defensive: the checks above should prevent this
         raise MappingError(validation_issues(exc, MR)) from exc
 
@@ -235,7 +250,3 @@ def _reasons(m: Any) -> tuple[str, ...]:
         if ref.reference or ref.display:
             reasons.append(str(ref.reference or ref.display))
     return tuple(reasons)
-
-
-def _identifier(identifier: Any) -> Identifier:
-    return Identifier(system=identifier.system, value=identifier.value)

@@ -18,19 +18,25 @@ from typing import Any, Final
 from fhir_mappings import codes
 from fhir_mappings.medication_request_drug import Contained
 from fhir_mappings.medication_request_paths import DOSAGE, DOSE, MR, REPEAT
-from fhir_mappings.reading import IssueLog, concept_text, has_coding, to_datetime, to_float
-from services.infusion_bridge.domain.orders import Quantity, Rate, Schedule
+from fhir_mappings.reading import (
+    Fields,
+    IssueLog,
+    concept_text,
+    has_coding,
+    to_datetime,
+    to_float,
+)
 
 __all__ = ["read_bsa", "read_dose", "read_rate", "read_route", "read_schedule"]
 
 _UNITS_OF_TIME: Final = codes.UNITS_OF_TIME
 
 
-def read_dose(dosage: Any, log: IssueLog) -> Quantity | None:
+def read_dose(dosage: Any, log: IssueLog) -> Fields | None:
     """``doseAndRate[0].doseQuantity``: a value and a UCUM unit (any value and unit: the rules
-    decide whether they suit the drug)."""
-    and_rate = dosage.doseAndRate[0] if dosage is not None and dosage.doseAndRate else None
-    quantity = and_rate.doseQuantity if and_rate is not None else None
+    decide whether they suit the drug), as the fields of a :class:`Quantity`."""
+    and_rates = dosage.doseAndRate if dosage is not None else None
+    quantity = and_rates[0].doseQuantity if and_rates else None
     if quantity is None:
         log.add(
             "required",
@@ -38,12 +44,13 @@ def read_dose(dosage: Any, log: IssueLog) -> Quantity | None:
             DOSE,
         )
         return None
-    if quantity.value is None:
+    value = quantity.value
+    if value is None:
         log.add("required", "the dose has no value", DOSE)
     unit = _ucum(quantity, DOSE, "dose", log)
-    if unit is None or quantity.value is None:
+    if unit is None or value is None:
         return None
-    return Quantity(value=float(quantity.value), unit=unit)
+    return {"value": float(value), "unit": unit}
 
 
 def read_route(dosage: Any) -> tuple[str | None, str | None]:
@@ -51,79 +58,95 @@ def read_route(dosage: Any) -> tuple[str | None, str | None]:
     route = dosage.route if dosage is not None else None
     if route is None:
         return None, None
-    snomed = [c for c in route.coding or () if c.system == codes.SNOMED and c.code]
-    if not snomed:
+    chosen = None
+    for coding in route.coding or ():
+        if coding.system == codes.SNOMED and coding.code:
+            if coding.code in codes.PREMEDICATION_ROUTES:
+                chosen = coding
+                break
+            if chosen is None:
+                chosen = coding
+    if chosen is None:
         return None, route.text
-    chosen = next((c for c in snomed if c.code in codes.PREMEDICATION_ROUTES), snomed[0])
     return str(chosen.code), chosen.display or route.text
 
 
-def read_rate(dosage: Any, log: IssueLog) -> Rate | None:
+def read_rate(dosage: Any, log: IssueLog) -> Fields | None:
     """The first ``rateQuantity`` or ``rateRatio`` of ``doseAndRate`` (``rateRange`` is not
-    modelled)."""
+    modelled), as the fields of a :class:`Rate`."""
     if dosage is None:
         return None
     for index, and_rate in enumerate(dosage.doseAndRate or ()):
-        base = f"{DOSAGE}.doseAndRate[{index}]"
         if and_rate.rateQuantity is not None:
-            numerator = _quantity(and_rate.rateQuantity, f"{base}.rateQuantity", "rate", log)
-            return Rate(numerator=numerator) if numerator is not None else None
-        if and_rate.rateRatio is not None:
-            ratio = and_rate.rateRatio
+            numerator = _quantity(and_rate.rateQuantity, index, ".rateQuantity", "rate", log)
+            return {"numerator": numerator} if numerator is not None else None
+        ratio = and_rate.rateRatio
+        if ratio is not None:
             numerator = denominator = None
             if ratio.numerator is None or ratio.denominator is None:
                 log.add(
                     "required",
                     "rateRatio needs a numerator and a denominator",
-                    f"{base}.rateRatio",
+                    f"{DOSAGE}.doseAndRate[{index}].rateRatio",
                 )
             else:
                 numerator = _quantity(
-                    ratio.numerator, f"{base}.rateRatio.numerator", "rate numerator", log
+                    ratio.numerator, index, ".rateRatio.numerator", "rate numerator", log
                 )
                 denominator = _quantity(
-                    ratio.denominator, f"{base}.rateRatio.denominator", "rate denominator", log
+                    ratio.denominator, index, ".rateRatio.denominator", "rate denominator", log
                 )
             if numerator is None or denominator is None:
                 return None
-            return Rate(numerator=numerator, denominator=denominator)
+            return {"numerator": numerator, "denominator": denominator}
     return None
 
 
-def read_schedule(dosage: Any, log: IssueLog) -> Schedule | None:
-    """``dosageInstruction[0].timing`` reduced to a :class:`Schedule` (None when empty)."""
+def read_schedule(dosage: Any, log: IssueLog) -> Fields | None:
+    """``dosageInstruction[0].timing`` reduced to the fields of a :class:`Schedule` (None when
+    empty); only the fields that have a value."""
     timing = dosage.timing if dosage is not None else None
     if timing is None:
         return None
+    fields: Fields = {}
     repeat = timing.repeat
-    fields: dict[str, Any] = {}
     if repeat is not None:
-        fields["frequency"] = repeat.frequency
-        fields["count"] = repeat.count
-        fields["period"] = to_float(repeat.period)
-        fields["period_unit"] = _time_unit(repeat.periodUnit, "periodUnit", log)
-        fields["duration"] = to_float(repeat.duration)
-        fields["duration_unit"] = _time_unit(repeat.durationUnit, "durationUnit", log)
-        if repeat.period is not None and repeat.periodUnit is None:
+        period, period_unit = repeat.period, repeat.periodUnit
+        duration, duration_unit = repeat.duration, repeat.durationUnit
+        if repeat.frequency is not None:
+            fields["frequency"] = repeat.frequency
+        if repeat.count is not None:
+            fields["count"] = repeat.count
+        if period is not None:
+            fields["period"] = to_float(period)
+        if period_unit is not None and _time_unit(period_unit, "periodUnit", log):
+            fields["period_unit"] = period_unit
+        if duration is not None:
+            fields["duration"] = to_float(duration)
+        if duration_unit is not None and _time_unit(duration_unit, "durationUnit", log):
+            fields["duration_unit"] = duration_unit
+        if period is not None and period_unit is None:
             log.add("required", "period needs a periodUnit", f"{REPEAT}.periodUnit")
-        if repeat.duration is not None and repeat.durationUnit is None:
+        if duration is not None and duration_unit is None:
             log.add("required", "duration needs a durationUnit", f"{REPEAT}.durationUnit")
         bounds = repeat.boundsPeriod
         if bounds is not None:
-            fields["bounds_start"] = to_datetime(bounds.start)
-            fields["bounds_end"] = to_datetime(bounds.end)
-    events = sorted(e for e in (to_datetime(v) for v in timing.event or ()) if e is not None)
-    if events:
-        anchor = fields.get("bounds_start")
-        if anchor is None:
-            anchor = fields["bounds_start"] = events[0]
-        fields["day_offsets"] = tuple((e.date() - anchor.date()).days for e in events)
+            if bounds.start is not None:
+                fields["bounds_start"] = to_datetime(bounds.start)
+            if bounds.end is not None:
+                fields["bounds_end"] = to_datetime(bounds.end)
+    if timing.event:
+        events = sorted(e for e in map(to_datetime, timing.event) if e is not None)
+        if events:
+            anchor = fields.get("bounds_start")
+            if anchor is None:
+                anchor = fields["bounds_start"] = events[0]
+            fields["day_offsets"] = tuple((e.date() - anchor.date()).days for e in events)
     if timing.code is not None:
-        fields["text"] = concept_text(timing.code)
-    fields = {k: v for k, v in fields.items() if v is not None}
-    if not fields:
-        return None
-    return Schedule(**fields)
+        text = concept_text(timing.code)
+        if text is not None:
+            fields["text"] = text
+    return fields or None
 
 
 def read_bsa(model: Any, contained: Contained, log: IssueLog) -> float | None:
@@ -156,10 +179,11 @@ def read_bsa(model: Any, contained: Contained, log: IssueLog) -> float | None:
 
 
 def _ucum(quantity: Any, expression: str, what: str, log: IssueLog) -> str | None:
-    if quantity.system is not None and quantity.system != codes.UCUM:
+    system = quantity.system
+    if system is not None and system != codes.UCUM:
         log.add(
             "code-invalid",
-            f"the {what} unit must be UCUM ({codes.UCUM}), got system {quantity.system!r}",
+            f"the {what} unit must be UCUM ({codes.UCUM}), got system {system!r}",
             expression,
         )
         return None
@@ -170,17 +194,21 @@ def _ucum(quantity: Any, expression: str, what: str, log: IssueLog) -> str | Non
     return str(unit)
 
 
-def _quantity(quantity: Any, expression: str, what: str, log: IssueLog) -> Quantity | None:
+def _quantity(quantity: Any, index: int, element: str, what: str, log: IssueLog) -> Fields | None:
+    """A rate's Quantity at ``doseAndRate[index]<element>`` as the fields of a
+    :class:`Quantity`: a UCUM unit and a value > 0."""
+    expression = f"{DOSAGE}.doseAndRate[{index}]{element}"
     unit = _ucum(quantity, expression, what, log)
-    if quantity.value is None:
+    value = quantity.value
+    if value is None:
         log.add("required", f"the {what} has no value", expression)
         return None
-    if quantity.value <= 0:
-        log.add("value", f"the {what} must be > 0 (got {quantity.value})", expression)
+    if value <= 0:
+        log.add("value", f"the {what} must be > 0 (got {value})", expression)
         return None
     if unit is None:
         return None
-    return Quantity(value=float(quantity.value), unit=unit)
+    return {"value": float(value), "unit": unit}
 
 
 def _time_unit(unit: str | None, element: str, log: IssueLog) -> str | None:

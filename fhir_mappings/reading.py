@@ -15,6 +15,7 @@ from fhir_mappings.medication_request_paths import MEDICATION as MEDICATION_CHOI
 from fhir_mappings.operation_outcome import Issue
 
 __all__ = [
+    "Fields",
     "IssueLog",
     "concept_text",
     "has_coding",
@@ -23,6 +24,10 @@ __all__ = [
     "to_float",
     "validation_issues",
 ]
+
+Fields = dict[str, Any]
+"""The fields of a domain model as read, validated once with the whole order
+(``InfusionOrder.model_validate``): one pydantic validation instead of one per nested model."""
 
 
 class IssueLog:
@@ -44,7 +49,8 @@ class IssueLog:
 def parse_model(model_class: Any, data: Mapping[str, Any], root: str) -> Any:
     """``data`` validated as an R4B ``model_class``; :class:`MappingError` if it is not valid."""
     try:
-        return model_class.model_validate(dict(data))
+        # a dict as it is: the models do not change what they validate
+        return model_class.model_validate(data if type(data) is dict else dict(data))
     except ValidationError as exc:
         raise MappingError(validation_issues(exc, root)) from exc
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

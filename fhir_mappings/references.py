@@ -7,6 +7,7 @@ nowhere, so the resource is refused (R4 bundle.html#references).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -14,12 +15,16 @@ import orjson
 from .operation_outcome import Issue
 
 PLACEHOLDER_PREFIXES = ("urn:uuid:", "urn:oid:")
+_PLACEHOLDER_STRING = re.compile(
+    b'"(?:' + b"|".join(re.escape(p.encode()) for p in PLACEHOLDER_PREFIXES) + b")"
+)
+"""A JSON string that starts like a placeholder (one scan; two ``in`` tests cost twice as
+much, JSON being full of the ``"`` they start with)."""
 
 
 def unresolved_references(resource: dict[str, Any]) -> list[Issue]:
     """One issue per ``reference`` that is still a placeholder, naming its element."""
-    text = orjson.dumps(resource)
-    if not any(b'"' + prefix.encode() in text for prefix in PLACEHOLDER_PREFIXES):
+    if _PLACEHOLDER_STRING.search(orjson.dumps(resource)) is None:
         return []  # the common case, found in C: no string starts like a placeholder
     root = str(resource.get("resourceType") or "Resource")
     return [
