@@ -3,6 +3,8 @@ JSON-only request bodies, a request body size limit, and ``HEAD``."""
 
 from __future__ import annotations
 
+import itertools
+import logging
 import time
 import uuid
 
@@ -17,6 +19,15 @@ from ..runtime import Runtime
 from ..usecases.audit import AuditEntry, close_request
 
 log = get_logger("infusion_bridge.access")
+_stdlib_log = logging.getLogger("infusion_bridge.access")
+_ids = itertools.count()
+_ID_PREFIX = uuid.uuid4().hex[:8]
+
+
+def _request_id() -> str:
+    """16 hex digits, unique per process run (a random prefix and a counter): an id to find
+    a request's lines by, not a secret."""
+    return f"{_ID_PREFIX}{next(_ids) & 0xFFFFFFFF:08x}"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -33,7 +44,7 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        request_id = uuid.uuid4().hex[:16]
+        request_id = _request_id()
         scope["infusion.request_id"] = request_id
         status = 500
 
@@ -49,14 +60,15 @@ class AccessLogMiddleware:
         finally:
             route = getattr(scope.get("route"), "path", "<unmatched>")
             elapsed = time.perf_counter() - start
-            log.info(
-                "request",
-                method=scope["method"],
-                route=route,
-                status=status,
-                ms=round(elapsed * 1000, 2),
-                request_id=request_id,
-            )
+            if _stdlib_log.isEnabledFor(logging.INFO):  # skip building a line nobody keeps
+                log.info(
+                    "request",
+                    method=scope["method"],
+                    route=route,
+                    status=status,
+                    ms=round(elapsed * 1000, 2),
+                    request_id=request_id,
+                )
             if self.metrics is not None:
                 method = scope["method"] if scope["method"] in _METHODS else "OTHER"
                 self.metrics.http_requests.labels(method, route, str(status)).observe(elapsed)
