@@ -119,3 +119,36 @@ def test_close_finishes_queued_writes(engine: Engine) -> None:
     writes.close()
     assert results == [n * 10 for n in range(30)]
     assert writes._thread is None
+
+
+def test_each_write_of_a_batch_sees_what_the_writes_before_it_left(engine: Engine) -> None:
+    """As if each had its own transaction: an ORM object loaded by one write is not handed
+    stale to the next after a Core statement changed its row."""
+    from datetime import UTC, datetime
+
+    from services.infusion_bridge.store.tables import SyncCheckpointRow
+
+    now = datetime.now(UTC)
+
+    def create(db: Session) -> str:
+        db.add(SyncCheckpointRow(name="sync", last_updated="v1", updated_at=now))
+        return "created"
+
+    def load(db: Session) -> str:
+        row = db.get(SyncCheckpointRow, "sync")
+        return row.last_updated if row else "missing"
+
+    def change(db: Session) -> str:
+        db.connection().execute(
+            text("UPDATE sync_checkpoints SET last_updated = 'v2' WHERE name = 'sync'")
+        )
+        return "changed"
+
+    writes = GroupCommit(engine)
+    commits = count_commits(engine)
+    try:
+        results = asyncio.run(run_all(writes, create, load, change, load))
+    finally:
+        writes.close()
+    assert results == ["created", "v1", "changed", "v2"]
+    assert len(commits) <= 2  # batched (the first write may have gone alone)
