@@ -139,6 +139,12 @@ def _alone(engine: Engine, write: Write[T]) -> T:
 
 
 def _write_with_audit(db: Session, write: Write[T], entries: list[audit.AuditEntry], now: Any) -> T:
+    # Each write sees the database as the writes before it left it, as if each had its own
+    # transaction: nothing pending, nothing remembered by the session's identity map (order
+    # writes use Core only and leave neither).
+    if db.new or db.dirty or db.deleted or len(db.identity_map):
+        db.flush()
+        db.expire_all()
     result = write(db)
     entry = audit.current()
     if entry is not None and not entry.persisted:
