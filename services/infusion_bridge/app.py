@@ -55,6 +55,7 @@ from .runtime import Runtime
 from .settings import Settings, get_settings
 from .store.db import make_engine, migrate
 from .store.group_commit import GroupCommit
+from .store.wal import WalCheckpointer
 from .usecases import ehr_history
 from .usecases.order_sync import periodic_sync
 from .web import install_web
@@ -212,6 +213,8 @@ def create_app(
             metrics=app_metrics,
         )
         app.state.runtime = rt
+        checkpoints = WalCheckpointer(engine)
+        checkpoints.start()
         tasks: list[asyncio.Task[None]] = [
             asyncio.create_task(probe.run(settings.ehr_probe_interval_seconds))
         ]
@@ -254,6 +257,7 @@ def create_app(
             await probe.aclose()
             await verifier.http.aclose()
             rt.writes.close()
+            checkpoints.stop()
             engine.dispose()
             log.info("stopped")
 

@@ -28,6 +28,8 @@ def _request_id() -> str:
     """16 hex digits, unique per process run (a random prefix and a counter): an id to find
     a request's lines by, not a secret."""
     return f"{_ID_PREFIX}{next(_ids) & 0xFFFFFFFF:08x}"
+
+
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 

@@ -20,6 +20,10 @@ from sqlmodel import Session, SQLModel, create_engine
 from ..clock import utcnow
 from . import audit
 
+AUTOCHECKPOINT_PAGES = 10_000
+"""A commit checkpoints SQLite's log by itself past this many pages (~40 MB; SQLite's
+default is 1,000): the service's own checkpoints run in the background (store/wal.py)."""
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -55,6 +59,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # a backstop: the service checkpoints in the background (store/wal.py)
+    cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
     cursor.close()
 
 
