@@ -6,6 +6,7 @@ pydantic models below as they are; the web pages format the same objects.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
@@ -242,11 +243,18 @@ class SessionView(BaseModel):
         catalog: DrugCatalog | None = None,
         patient: PatientDetails | None = None,
         billing: SessionBilling | None = None,
+        known: Sequence[TimelineItem] = (),
     ) -> SessionView:
+        """``known``: timeline items of an earlier view of the session, reused for the
+        events they show (events are only appended, never changed)."""
         assert record.infusion is not None, "the session's timeline must be loaded"
+        events = record.infusion.events
+        reuse = len(known) if known and len(known) <= len(events) else 0
+        if reuse and known[reuse - 1].id != events[reuse - 1].id:
+            reuse = 0
         # built from events the domain already validated (no second validation: with a
         # long timeline it cost more than recording the event)
-        timeline = [
+        timeline = [*known[:reuse]] + [
             TimelineItem.model_construct(
                 seq=e.seq,
                 id=e.id,
@@ -254,7 +262,7 @@ class SessionView(BaseModel):
                 event=e.event,
                 drug_name=_drug_name(catalog, e.event),
             )
-            for e in record.infusion.events
+            for e in events[reuse:]
         ]
         entry = catalog.by_key(record.drug_key) if catalog is not None else None
 

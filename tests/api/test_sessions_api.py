@@ -206,3 +206,15 @@ def test_an_event_recorded_elsewhere_is_seen_by_the_next_one(
     assert r.status_code == 201
     assert [i["event"]["type"] for i in r.json()["timeline"]] == [e["type"] for e in timeline[:4]]
     assert r.json()["version"] == 5
+
+
+def test_the_answer_to_each_event_is_the_session_as_read_afresh(
+    client: TestClient, order_id: str
+) -> None:
+    """Each answer reuses the timeline items of the one before (events are only appended):
+    it must still be exactly what a fresh read shows."""
+    sid = client.post("/sessions", json={"order_id": order_id}).json()["id"]
+    for event in completed_timeline(start_of_yesterday(), vitals=6):
+        answered = client.post(f"/sessions/{sid}/events", json=event)
+        assert answered.status_code == 201
+        assert answered.json() == client.get(f"/sessions/{sid}").json()

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from ..domain.history import dose_of
 from ..domain.orders import Quantity
 from ..domain.sessions import TERMINAL, InfusionSession, RecordedEvent
-from ..read_models import SessionRecord
+from ..read_models import SessionRecord, TimelineItem
 from .fast_insert import FastInsert
 from .tables import SessionEventRow, SessionRow
 
@@ -67,23 +67,31 @@ def record_of(
 class SessionCache:
     """Sessions (with their timelines) as this process last committed them, by id: an event
     recorded on a session at that same version need not read and parse its whole timeline
-    again. Only what was committed goes in (:meth:`put` after the commit); a session at
-    another version in the database (another process wrote) is read in full."""
+    again, nor build its view's timeline items again. Only what was committed goes in
+    (:meth:`put` after the commit); a session at another version in the database (another
+    process wrote) is read in full."""
 
     def __init__(self, size: int = 512) -> None:
         self._size = size
-        self._by_id: dict[str, SessionRecord] = {}
+        self._by_id: dict[str, tuple[SessionRecord, tuple[TimelineItem, ...]]] = {}
 
     def get(self, session_id: str) -> SessionRecord | None:
-        return self._by_id.get(session_id)
+        found = self._by_id.get(session_id)
+        return found[0] if found is not None else None
 
-    def put(self, record: SessionRecord) -> None:
+    def timeline(self, session_id: str) -> tuple[TimelineItem, ...]:
+        """The view's timeline items of the remembered version (a prefix of any later one:
+        events are only ever appended)."""
+        found = self._by_id.get(session_id)
+        return found[1] if found is not None else ()
+
+    def put(self, record: SessionRecord, timeline: Sequence[TimelineItem] = ()) -> None:
         if record.infusion is None:
             return
         self._by_id.pop(record.id, None)
         if len(self._by_id) >= self._size:
             del self._by_id[next(iter(self._by_id))]
-        self._by_id[record.id] = record
+        self._by_id[record.id] = (record, tuple(timeline))
 
 
 def get_infusion_session(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from anyio.to_thread import run_sync
@@ -28,7 +29,7 @@ from ..domain.sessions import (
     TransitionError,
     record,
 )
-from ..read_models import OrderRecord, SessionRecord, SessionView, patient_details
+from ..read_models import OrderRecord, SessionRecord, SessionView, TimelineItem, patient_details
 from ..runtime import Runtime
 from ..store import audit, outbox
 from ..store.db import transaction, write_transaction
@@ -90,10 +91,11 @@ async def record_event(rt: Runtime, session_id: str, event: SessionEvent) -> Ses
             now=now,
             cache=rt.sessions,
         )
-        return queued, saved, session_view(db, saved, rt.catalog)
+        known = rt.sessions.timeline(session_id)
+        return queued, saved, session_view(db, saved, rt.catalog, known)
 
     queued, saved, view = await rt.writes.run(write)
-    rt.sessions.put(saved)  # committed
+    rt.sessions.put(saved, view.timeline)  # committed
     if queued:
         rt.wake_delivery()
     return view
@@ -187,8 +189,14 @@ async def read_session(rt: Runtime, session_id: str, compartment: str | None = N
     return await run_sync(load)
 
 
-def session_view(db: Session, found: SessionRecord, catalog: DrugCatalog) -> SessionView:
-    """What the API and the pages show of a session (its timeline loaded)."""
+def session_view(
+    db: Session,
+    found: SessionRecord,
+    catalog: DrugCatalog,
+    known: Sequence[TimelineItem] = (),
+) -> SessionView:
+    """What the API and the pages show of a session (its timeline loaded); ``known``: the
+    timeline items of an earlier view, reused."""
     order = get_order(db, found.order_id)
     return SessionView.of(
         found,
@@ -202,6 +210,7 @@ def session_view(db: Session, found: SessionRecord, catalog: DrugCatalog) -> Ses
             [order] if order is not None else [],
         ),
         billing=_billing(found, order, catalog),
+        known=known,
     )
 
 
