@@ -11,10 +11,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
-import httpx
+from harness.fhir_proxy import fhir_proxy
 
 
 class Gate:
@@ -61,48 +59,17 @@ def gate_proxy(upstream: str) -> Iterator[tuple[str, Gate]]:
     """Yields (base URL ending in /fhir, its closed :class:`Gate`). Leaving opens the gate,
     so nothing stays blocked."""
     gate = Gate()
-    client = httpx.Client(timeout=120)
 
-    class Handler(BaseHTTPRequestHandler):
-        def _forward(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            if self.command == "POST":
-                gate.hold(body)
-            headers = {
-                k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
-            }
-            answer = client.request(
-                self.command,
-                upstream + self.path.removeprefix("/fhir"),
-                content=body or None,
-                headers=headers,
-            )
-            if self.command == "POST":
-                gate.count_answer()
-            try:
-                self.send_response(answer.status_code)
-                for key in ("Content-Type", "ETag", "Location", "Last-Modified"):
-                    if key in answer.headers:
-                        self.send_header(key, answer.headers[key])
-                self.send_header("Content-Length", str(len(answer.content)))
-                self.end_headers()
-                self.wfile.write(answer.content)
-            except OSError:  # the caller is gone (a killed service): the EHR still has it
-                pass
+    def before(method: str, body: bytes) -> None:
+        if method == "POST":
+            gate.hold(body)
 
-        do_GET = do_POST = do_PUT = _forward
+    def after(method: str, _body: bytes) -> None:
+        if method == "POST":
+            gate.count_answer()
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/fhir", gate
-    finally:
-        gate.open()
-        server.shutdown()
-        server.server_close()
-        client.close()
+    with fhir_proxy(upstream, before=before, after=after, timeout=120) as url:
+        try:
+            yield url, gate
+        finally:
+            gate.open()  # before the proxy closes: nothing stays blocked in it
