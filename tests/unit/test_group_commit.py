@@ -164,3 +164,23 @@ def test_each_write_of_a_batch_sees_what_the_writes_before_it_left(engine: Engin
         "v2",
     ]
     assert len(commits) <= 2  # the four after the pause went in one transaction
+
+
+class Abort(BaseException):
+    """Not an Exception: what a write should never raise, but might."""
+
+
+def test_the_writer_survives_a_write_that_raises_what_is_not_an_exception(
+    engine: Engine,
+) -> None:
+    def aborting(db: Session) -> int:
+        raise Abort("out of here")
+
+    writes = GroupCommit(engine)
+    try:
+        first = asyncio.run(run_all(writes, aborting))
+        later = asyncio.run(run_all(writes, note(1)))
+    finally:
+        writes.close()
+    assert isinstance(first[0], Abort)
+    assert later == [10]

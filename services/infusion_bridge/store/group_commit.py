@@ -100,7 +100,11 @@ class GroupCommit:
                     stop = True
                     break
                 batch.append(item)
-            _answer(self._commit(batch))
+            try:
+                answers = self._commit(batch)
+            except BaseException as exc:  # never leave a caller waiting on a dead thread
+                answers = [(item, False, exc) for item in batch]
+            _answer(answers)
             if stop:
                 return
 
