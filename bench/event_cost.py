@@ -24,7 +24,7 @@ from fhir_mappings.medication_request import order_from_fhir
 from harness.fhir_payloads import medication_request
 from harness.timelines import completed_timeline
 from services.infusion_bridge.domain.catalog import load_catalog
-from services.infusion_bridge.domain.sessions import SessionEvent
+from services.infusion_bridge.domain.session_events import SessionEvent
 from services.infusion_bridge.store.db import make_engine, migrate, write_transaction
 from services.infusion_bridge.usecases.order_intake import PreparedOrder, store_order
 from services.infusion_bridge.usecases.sessions import append_event, start_session

@@ -25,21 +25,23 @@ from fhir_mappings.datatypes import (
 )
 from services.infusion_bridge.domain.catalog import DrugCatalog
 from services.infusion_bridge.domain.orders import InfusionOrder, Quantity
-from services.infusion_bridge.domain.sessions import (
+from services.infusion_bridge.domain.session_events import (
     Discharge,
     GateOverride,
     InfusionEnd,
-    InfusionSession,
     InfusionStart,
     NotDone,
     Pause,
     Premedication,
     RateChange,
     Reaction,
-    RecordedEvent,
     Resume,
-    SessionState,
     Stop,
+)
+from services.infusion_bridge.domain.sessions import (
+    InfusionSession,
+    RecordedEvent,
+    SessionState,
     rate_from,
 )
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from fhir_mappings.datatypes import fhir_date_time
-from services.infusion_bridge.domain.sessions import TouchChecklist
+from services.infusion_bridge.domain.session_events import TouchChecklist
 
 __all__ = [
     "TOUCH_QUESTIONNAIRE_URL",

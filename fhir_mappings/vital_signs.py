@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from fhir_mappings import codes
 from fhir_mappings.datatypes import coding, fhir_date_time, ucum_quantity
-from services.infusion_bridge.domain.sessions import Vitals
+from services.infusion_bridge.domain.session_events import Vitals
 
 __all__ = [
     "PROFILE_BASE",

@@ -59,18 +59,17 @@ from fhir_mappings.touch_checklist import (
 from fhir_mappings.vital_signs import vitals_observations
 from services.infusion_bridge.domain.catalog import DrugCatalog
 from services.infusion_bridge.domain.orders import InfusionOrder
-from services.infusion_bridge.domain.sessions import (
+from services.infusion_bridge.domain.session_events import (
     CheckIn,
-    InfusionSession,
     InfusionStart,
     IvInsertion,
     NotDone,
     Premedication,
     Reaction,
-    RecordedEvent,
     TouchChecklist,
     Vitals,
 )
+from services.infusion_bridge.domain.sessions import InfusionSession, RecordedEvent
 
 __all__ = ["writeback_bundle"]
 

@@ -19,7 +19,8 @@ from .domain.catalog import DrugCatalog
 from .domain.ehr_records import BodyMeasurement, PatientDetails
 from .domain.history import DrugHistory
 from .domain.orders import Drug, InfusionOrder, Quantity, Rate, Schedule
-from .domain.sessions import InfusionSession, Premedication, SessionEvent
+from .domain.session_events import Premedication, SessionEvent
+from .domain.sessions import InfusionSession
 
 Json = dict[str, Any]
 

@@ -180,7 +180,7 @@ def test_an_event_recorded_elsewhere_is_seen_by_the_next_one(
     process (here: another engine on the same file) is read again in full."""
     from pydantic import TypeAdapter
 
-    from services.infusion_bridge.domain.sessions import SessionEvent
+    from services.infusion_bridge.domain.session_events import SessionEvent
     from services.infusion_bridge.store.db import make_engine
     from services.infusion_bridge.usecases.sessions import append_event
 

@@ -12,20 +12,18 @@ from services.infusion_bridge.domain.catalog import load_catalog
 from services.infusion_bridge.domain.ehr_records import BodyMeasurement
 from services.infusion_bridge.domain.gates import GateContext, check_gates, infused_minutes
 from services.infusion_bridge.domain.orders import Quantity
-from services.infusion_bridge.domain.sessions import (
+from services.infusion_bridge.domain.session_events import (
     GateOverride,
     InfusionEnd,
-    InfusionSession,
     InfusionStart,
     Pause,
     Premedication,
     RateChange,
-    RecordedEvent,
     Resume,
     SessionEvent,
-    SessionState,
     TouchChecklist,
 )
+from services.infusion_bridge.domain.sessions import InfusionSession, RecordedEvent, SessionState
 
 CATALOG = load_catalog()
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)

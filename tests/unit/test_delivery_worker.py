@@ -19,7 +19,7 @@ from harness.timelines import completed_timeline, start_of_yesterday
 from services.infusion_bridge.delivery.policy import RetryPolicy
 from services.infusion_bridge.delivery.worker import DeliveryWorker
 from services.infusion_bridge.domain.catalog import load_catalog
-from services.infusion_bridge.domain.sessions import SessionEvent
+from services.infusion_bridge.domain.session_events import SessionEvent
 from services.infusion_bridge.ehr.client import EhrClient
 from services.infusion_bridge.read_models import DeliveryView
 from services.infusion_bridge.store import outbox

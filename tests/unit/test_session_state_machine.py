@@ -8,14 +8,12 @@ import pytest
 from pydantic import ValidationError
 
 from services.infusion_bridge.domain.orders import Quantity
-from services.infusion_bridge.domain.sessions import (
-    TRANSITIONS,
+from services.infusion_bridge.domain.session_events import (
     Cancel,
     CheckIn,
     Discharge,
     GateOverride,
     InfusionEnd,
-    InfusionSession,
     InfusionStart,
     IvInsertion,
     NotDone,
@@ -25,11 +23,15 @@ from services.infusion_bridge.domain.sessions import (
     RateChange,
     Reaction,
     Resume,
-    SessionState,
     Stop,
     TouchChecklist,
-    TransitionError,
     Vitals,
+)
+from services.infusion_bridge.domain.sessions import (
+    TRANSITIONS,
+    InfusionSession,
+    SessionState,
+    TransitionError,
     next_state,
     record,
 )

@@ -22,11 +22,10 @@ from fhir_mappings.medication_request import order_from_fhir
 from fhir_mappings.writeback_bundle import writeback_bundle
 from services.infusion_bridge.domain.catalog import load_catalog
 from services.infusion_bridge.domain.orders import InfusionOrder, Quantity
-from services.infusion_bridge.domain.sessions import (
+from services.infusion_bridge.domain.session_events import (
     CheckIn,
     Discharge,
     InfusionEnd,
-    InfusionSession,
     InfusionStart,
     IvInsertion,
     NotDone,
@@ -37,11 +36,10 @@ from services.infusion_bridge.domain.sessions import (
     Reaction,
     Resume,
     SessionEvent,
-    SessionState,
     Stop,
     Vitals,
-    record,
 )
+from services.infusion_bridge.domain.sessions import InfusionSession, SessionState, record
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN_DIR = ROOT / "tests" / "golden"

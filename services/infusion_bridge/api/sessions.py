@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import BaseModel
 
 from ..access import Access, guard, need
-from ..domain.sessions import SessionEvent
+from ..domain.session_events import SessionEvent
 from ..read_models import SessionPage, SessionView
 from ..usecases import records, sessions
 from .deps import RuntimeDep

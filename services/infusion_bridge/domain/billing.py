@@ -17,7 +17,8 @@ from pydantic import BaseModel
 
 from .catalog import DrugEntry
 from .gates import infused_minutes
-from .sessions import InfusionEnd, InfusionSession, InfusionStart, Stop
+from .session_events import InfusionEnd, InfusionStart, Stop
+from .sessions import InfusionSession
 
 ADMINISTRATION_CODES: Final = {
     "complex": ("96413", "96415"),  # chemotherapy/complex biologic IV infusion

@@ -22,10 +22,9 @@ from datetime import datetime
 from .catalog import DrugCatalog, DrugEntry, PremedicationRequirement
 from .ehr_records import BodyMeasurement
 from .orders import Quantity
-from .sessions import (
+from .session_events import (
     GateName,
     GateOverride,
-    InfusionSession,
     InfusionStart,
     Pause,
     Premedication,
@@ -34,8 +33,8 @@ from .sessions import (
     Resume,
     SessionEvent,
     TouchChecklist,
-    rate_from,
 )
+from .sessions import InfusionSession, rate_from
 
 LVEF_MINIMUM_PERCENT = 50.0
 """Do not start mitoxantrone below this LVEF (domain.md §1.5)."""

@@ -23,7 +23,8 @@ from pydantic import BaseModel
 
 from .catalog import DrugCatalog, DrugEntry, InitialDoses
 from .orders import Quantity, Schedule
-from .sessions import InfusionEnd, InfusionSession, InfusionStart, SessionState, Stop
+from .session_events import InfusionEnd, InfusionStart, Stop
+from .sessions import InfusionSession, SessionState
 
 DoseSource = Literal["local", "ehr"]
 

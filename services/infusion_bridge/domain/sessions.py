@@ -13,13 +13,21 @@ changes the state. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict
 
-from .orders import Quantity
+from .session_events import (
+    BaseEvent,
+    Discharge,
+    InfusionEnd,
+    InfusionStart,
+    RateChange,
+    Reaction,
+    Resume,
+    SessionEvent,
+)
 
 
 class SessionState(StrEnum):
@@ -45,217 +53,6 @@ TERMINAL = frozenset(
 DELIVERED_STATES = frozenset({SessionState.DISCHARGED, SessionState.STOPPED, SessionState.NOT_DONE})
 """Terminal states whose record goes back to the EHR."""
 
-
-class _Event(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    at: datetime = Field(ge=datetime(1970, 1, 2, tzinfo=UTC))
-    """When it happened (chair-side time, timezone-aware)."""
-    by: str | None = None
-    """Who documented it (nurse id or name)."""
-    note: str | None = Field(default=None, max_length=2000)
-
-
-class CheckIn(_Event):
-    type: Literal["check-in"] = "check-in"
-
-
-class Premedication(_Event):
-    type: Literal["premedication"] = "premedication"
-    drug: str = Field(description="catalog key or RxNorm code of the premedication")
-    dose: Quantity
-    route: Literal["intravenous", "oral"]
-
-
-class IvInsertion(_Event):
-    type: Literal["iv-insertion"] = "iv-insertion"
-    site: str = Field(min_length=1, max_length=100, description="e.g. left antecubital fossa")
-    gauge: int = Field(ge=14, le=26, description="catheter gauge (G)")
-
-
-class InfusionStart(_Event):
-    type: Literal["infusion-start"] = "infusion-start"
-    rate_ml_per_h: float = Field(gt=0, le=1000)
-
-
-class RateChange(_Event):
-    type: Literal["rate-change"] = "rate-change"
-    rate_ml_per_h: float = Field(gt=0, le=1000)
-
-
-class Pause(_Event):
-    type: Literal["pause"] = "pause"
-    reason: str | None = None
-
-
-class Resume(_Event):
-    type: Literal["resume"] = "resume"
-    rate_ml_per_h: float | None = Field(default=None, gt=0, le=1000)
-
-
-class Vitals(_Event):
-    """Any subset of vital signs, in fixed units; impossible values are refused."""
-
-    type: Literal["vitals"] = "vitals"
-    systolic_mmhg: float | None = Field(default=None, ge=40, le=300)
-    diastolic_mmhg: float | None = Field(default=None, ge=20, le=200)
-    heart_rate_per_min: float | None = Field(default=None, ge=20, le=250)
-    respiratory_rate_per_min: float | None = Field(default=None, ge=4, le=80)
-    temperature_c: float | None = Field(default=None, ge=30, le=45)
-    spo2_percent: float | None = Field(default=None, ge=50, le=100)
-    weight_kg: float | None = Field(default=None, ge=2, le=400)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Vitals:
-        values = [
-            self.systolic_mmhg,
-            self.diastolic_mmhg,
-            self.heart_rate_per_min,
-            self.respiratory_rate_per_min,
-            self.temperature_c,
-            self.spo2_percent,
-            self.weight_kg,
-        ]
-        if all(v is None for v in values):
-            raise ValueError("at least one vital sign is required")
-        if (self.systolic_mmhg is None) != (self.diastolic_mmhg is None):
-            raise ValueError("blood pressure needs both systolic_mmhg and diastolic_mmhg")
-        sys_, dia = self.systolic_mmhg, self.diastolic_mmhg
-        if sys_ is not None and dia is not None and dia >= sys_:
-            raise ValueError("diastolic_mmhg must be lower than systolic_mmhg")
-        return self
-
-
-Symptom = Literal[
-    "fever",
-    "chills",
-    "flushing",
-    "rash",
-    "itching",
-    "hives",
-    "headache",
-    "nausea",
-    "fatigue",
-    "site-pain",
-    "site-bruising",
-]
-
-
-class Reaction(_Event):
-    type: Literal["reaction"] = "reaction"
-    symptoms: list[Symptom] = Field(min_length=1)
-    severity: Literal["mild", "moderate", "severe", "life-threatening"]
-    action: Literal["none", "slowed", "paused", "stopped"]
-    treatment: str | None = Field(default=None, max_length=500)
-    rate_ml_per_h: float | None = Field(
-        default=None, gt=0, le=1000, description="the new rate when action is 'slowed'"
-    )
-
-    @model_validator(mode="after")
-    def _slowed_has_rate(self) -> Reaction:
-        if self.action == "slowed" and self.rate_ml_per_h is None:
-            raise ValueError("rate_ml_per_h is required when the infusion was slowed")
-        return self
-
-
-class InfusionEnd(_Event):
-    type: Literal["infusion-end"] = "infusion-end"
-    dose_given: Quantity
-    volume_ml: float = Field(gt=0, le=5000)
-
-
-class ObservationStart(_Event):
-    type: Literal["observation-start"] = "observation-start"
-
-
-class Discharge(_Event):
-    type: Literal["discharge"] = "discharge"
-    override_reason: str | None = Field(
-        default=None, max_length=500, description="why discharge before the observation time"
-    )
-
-
-class Stop(_Event):
-    """The infusion was stopped early for good."""
-
-    type: Literal["stop"] = "stop"
-    reason: str = Field(min_length=1, max_length=500)
-    dose_given: Quantity
-    volume_ml: float | None = Field(default=None, ge=0, le=5000)
-
-
-class TouchChecklist(_Event):
-    """The TOUCH Pre-infusion Patient Checklist (natalizumab REMS), before every infusion."""
-
-    type: Literal["touch-checklist"] = "touch-checklist"
-    authorized: bool = Field(
-        description="the patient is currently 'Authorized' to receive natalizumab (TOUCH On-Line)"
-    )
-    authorization_date: date | None = Field(
-        default=None, description="date of the current authorization (reauthorized every 6 months)"
-    )
-    new_or_worsening_symptoms: bool = Field(
-        description="new or worsening medical problems over the past month lasting several days"
-    )
-    immunocompromising_condition: bool = Field(
-        description="a condition that weakens the immune system (HIV/AIDS, leukaemia, transplant)"
-    )
-    immunosuppressant_medicines: bool = Field(
-        description="medicines that weaken the immune system in the past month"
-    )
-
-    @property
-    def passed(self) -> bool:
-        """Authorized and every answer 'no': the patient may be infused."""
-        return self.authorized and not (
-            self.new_or_worsening_symptoms
-            or self.immunocompromising_condition
-            or self.immunosuppressant_medicines
-        )
-
-
-GateName = Literal["touch-checklist", "premedication", "rate", "lvef"]
-
-
-class GateOverride(_Event):
-    """A safety gate passed on purpose: who decided (``by``) and why (kept, written back)."""
-
-    type: Literal["gate-override"] = "gate-override"
-    gate: GateName
-    reason: str = Field(min_length=1, max_length=500)
-    by: str = Field(min_length=1, max_length=200, description="who takes the decision")
-
-
-class NotDone(_Event):
-    type: Literal["not-done"] = "not-done"
-    reason: str = Field(min_length=1, max_length=500)
-
-
-class Cancel(_Event):
-    type: Literal["cancel"] = "cancel"
-    reason: str | None = Field(default=None, max_length=500)
-
-
-SessionEvent = Annotated[
-    CheckIn
-    | Premedication
-    | IvInsertion
-    | InfusionStart
-    | RateChange
-    | Pause
-    | Resume
-    | Vitals
-    | Reaction
-    | InfusionEnd
-    | ObservationStart
-    | Discharge
-    | Stop
-    | TouchChecklist
-    | GateOverride
-    | NotDone
-    | Cancel,
-    Field(discriminator="type"),
-]
 
 S = SessionState
 _BEFORE_INFUSION = {S.SCHEDULED, S.CHECKED_IN, S.PREMEDICATED, S.IV_PLACED}
@@ -309,7 +106,7 @@ class TransitionError(Exception):
         self.element = element
 
 
-def next_state(state: SessionState, event: _Event) -> SessionState:
+def next_state(state: SessionState, event: BaseEvent) -> SessionState:
     """The state after ``event``, or ``TransitionError`` if it may not happen in ``state``."""
     kind: str = getattr(event, "type")  # noqa: B009  (every concrete event has a literal type)
     if isinstance(event, Reaction):
@@ -335,7 +132,7 @@ def next_state(state: SessionState, event: _Event) -> SessionState:
     return allowed[state]
 
 
-def rate_from(event: _Event) -> float | None:
+def rate_from(event: BaseEvent) -> float | None:
     """The pump rate an event sets (mL/h), if any."""
     if isinstance(event, InfusionStart | RateChange):
         return event.rate_ml_per_h
@@ -373,13 +170,13 @@ class InfusionSession(BaseModel):
     created_at: datetime
     events: tuple[RecordedEvent, ...] = ()
 
-    def last(self, kind: type[_Event]) -> RecordedEvent | None:
+    def last(self, kind: type[BaseEvent]) -> RecordedEvent | None:
         for item in reversed(self.events):
             if isinstance(item.event, kind):
                 return item
         return None
 
-    def all(self, kind: type[_Event]) -> list[RecordedEvent]:
+    def all(self, kind: type[BaseEvent]) -> list[RecordedEvent]:
         return [item for item in self.events if isinstance(item.event, kind)]
 
 

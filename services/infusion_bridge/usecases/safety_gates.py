@@ -12,15 +12,15 @@ from ..domain.catalog import DrugCatalog, DrugEntry
 from ..domain.errors import Conflict
 from ..domain.gates import GateContext, check_gates
 from ..domain.history import Dose
-from ..domain.sessions import (
+from ..domain.session_events import (
     Discharge,
-    InfusionSession,
     InfusionStart,
     RateChange,
     Reaction,
     Resume,
     SessionEvent,
 )
+from ..domain.sessions import InfusionSession
 from ..store.ehr_records import ehr_history_for
 from ..store.infusion_sessions import list_sessions
 from ..store.order_queries import body_surface_areas

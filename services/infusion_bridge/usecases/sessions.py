@@ -19,16 +19,8 @@ from ..domain.catalog import DrugCatalog
 from ..domain.errors import Conflict, DomainError, NotFound
 from ..domain.order_rules import check_dose_unit
 from ..domain.orders import OrderStatus
-from ..domain.sessions import (
-    DELIVERED_STATES,
-    InfusionEnd,
-    InfusionSession,
-    Premedication,
-    SessionEvent,
-    Stop,
-    TransitionError,
-    record,
-)
+from ..domain.session_events import InfusionEnd, Premedication, SessionEvent, Stop
+from ..domain.sessions import DELIVERED_STATES, InfusionSession, TransitionError, record
 from ..read_models import OrderRecord, SessionRecord, SessionView, TimelineItem, patient_details
 from ..runtime import Runtime
 from ..store import audit, outbox

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from ..domain.sessions import (
+from ..domain.session_events import (
     InfusionEnd,
     InfusionStart,
     Pause,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 from ..domain.catalog import DrugCatalog
-from ..domain.sessions import (
+from ..domain.session_events import (
     InfusionEnd,
     InfusionStart,
     IvInsertion,
@@ -17,10 +17,10 @@ from ..domain.sessions import (
     RateChange,
     Reaction,
     Resume,
-    SessionState,
     Stop,
     Vitals,
 )
+from ..domain.sessions import SessionState
 from ..read_models import SessionRecord, TimelineItem
 
 EVENT_LABELS = {

@@ -10,16 +10,15 @@ from typing import Any
 from urllib.parse import urlencode
 
 from ..domain.catalog import DrugCatalog
-from ..domain.sessions import (
-    TERMINAL,
+from ..domain.session_events import (
     InfusionEnd,
     InfusionStart,
     Premedication,
     Reaction,
-    SessionState,
     Stop,
     Vitals,
 )
+from ..domain.sessions import TERMINAL, SessionState
 from ..read_models import DeliveryView, SessionRecord, SessionView
 from ..usecases.records import SessionFilters
 from .chart import MARKER_TYPES, session_chart
