@@ -129,9 +129,10 @@ class GroupCommit:
         with turn, transaction(self.engine) as db:
             if self.sqlite:
                 db.connection().exec_driver_sql("BEGIN IMMEDIATE")
-            now = utcnow()
             for item in batch:
-                results.append(item.context.run(_write_with_audit, db, item.write, entries, now))
+                results.append(item.context.run(_write_noting_audit, db, item.write, entries))
+            if entries:
+                audit.insert_many(db, entries, status=None, now=utcnow())
         for entry in entries:
             entry.persisted = True  # committed
         return [(item, True, result) for item, result in zip(batch, results, strict=True)]
@@ -142,7 +143,9 @@ def _alone(engine: Engine, write: Write[T]) -> T:
         return write(db)
 
 
-def _write_with_audit(db: Session, write: Write[T], entries: list[audit.AuditEntry], now: Any) -> T:
+def _write_noting_audit(db: Session, write: Write[T], entries: list[audit.AuditEntry]) -> T:
+    """Run one write of a batch; its request's audit record joins ``entries`` (inserted
+    together, before the batch commits)."""
     # Each write sees the database as the writes before it left it, as if each had its own
     # transaction: nothing pending, nothing remembered by the session's identity map (order
     # writes use Core only and leave neither).
@@ -151,8 +154,7 @@ def _write_with_audit(db: Session, write: Write[T], entries: list[audit.AuditEnt
         db.expire_all()
     result = write(db)
     entry = audit.current()
-    if entry is not None and not entry.persisted:
-        audit.insert(db, entry, status=None, now=now)
+    if entry is not None and not entry.persisted:  # one write in flight per request
         entries.append(entry)
     return result
 
