@@ -19,12 +19,8 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +30,7 @@ from sqlalchemy import insert
 
 from bench._common import Hapi, Service, machine_note, remove_scratch, say
 from harness.fhir_payloads import medication_request
+from harness.hung_ehr import hung_ehr
 from harness.timelines import completed_timeline, run_session, start_of_yesterday
 from services.infusion_bridge.domain.catalog import load_catalog
 from services.infusion_bridge.store.db import make_engine, migrate, transaction
@@ -80,33 +77,6 @@ def ab(
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
         "failed": sum(int(n) for n in broken.groups()) if broken else 0,
     }
-
-
-@contextmanager
-def hung_ehr() -> Iterator[str]:
-    """A socket that accepts every connection and never answers."""
-    server = socket.create_server(("127.0.0.1", 0), backlog=256)
-    server.settimeout(0.1)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}/fhir"
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        for conn in held:
-            conn.close()
-        server.close()
 
 
 def readiness_phase(tmp: Path, requests: int) -> dict[str, Any]:

@@ -5,11 +5,6 @@ loopback (``harness.identity.served_issuer``); readiness itself is public."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,8 +14,9 @@ from pathlib import Path
 import httpx
 
 from harness.fhir_payloads import medication_request
+from harness.hung_ehr import hung_ehr
 from harness.identity import LocalIssuer, served_issuer
-from harness.live_service import free_port
+from harness.service_process import service_process as harness_service_process
 from harness.timelines import completed_timeline, run_session, start_of_yesterday
 
 PROBES = 25
@@ -29,68 +25,19 @@ PROBE_TIMEOUT_SECONDS = 2  # the default
 
 @contextmanager
 def service_process(tmp_path: Path, ehr: str, issuer: LocalIssuer) -> Iterator[str]:
-    """The service in its own process (as deployed), so the probes measure it alone."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "INFUSION_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
-        "INFUSION_EHR_BASE_URL": ehr,
-        "INFUSION_PORT": str(port),
-        "INFUSION_SYNC_INTERVAL_SECONDS": "0",
-        "INFUSION_LOG_LEVEL": "WARNING",
-        "INFUSION_AUTH_ISSUER": issuer.issuer,
-        "INFUSION_AUTH_DISABLED": "false",
-    }  # default timeouts: EHR calls 10 s, the probe 2 s
-    with (tmp_path / "service.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services.infusion_bridge.cli", "serve"],
-            env=env,
-            stdout=log,
-            stderr=log,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health/live", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, "the service exited"
-            assert time.monotonic() < deadline, "the service did not start"
-            time.sleep(0.1)
+    """The service in its own process (as deployed), so the probes measure it alone; its
+    delivery worker on, so that its own call to the EHR hangs too."""
+    with harness_service_process(
+        f"sqlite:///{tmp_path / 'store.db'}",
+        tmp_path / "service.log",
+        extra_env={  # default timeouts: EHR calls 10 s, the probe 2 s
+            "INFUSION_EHR_BASE_URL": ehr,
+            "INFUSION_DELIVERY_ENABLED": "true",
+            "INFUSION_AUTH_ISSUER": issuer.issuer,
+            "INFUSION_AUTH_DISABLED": "false",
+        },
+    ) as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-@contextmanager
-def hung_ehr() -> Iterator[str]:
-    """A socket that accepts every connection and never sends a byte."""
-    server = socket.create_server(("127.0.0.1", 0), backlog=128)
-    server.settimeout(0.1)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}/fhir"
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        for conn in held:
-            conn.close()
-        server.close()
 
 
 def probe_all(svc: httpx.Client) -> list[tuple[float, httpx.Response]]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from harness.ehr_state import SYSTEM, count, ehr_order, ehr_patient, wait_delivered
-from harness.live_service import free_port
+from harness.service_process import service_process as harness_service_process
 from harness.slow_proxy import slow_proxy
 from harness.staff_auth import StaffAuth
 from harness.timelines import completed_timeline, run_session, start_of_yesterday
@@ -30,43 +28,22 @@ SESSIONS = 3
 @contextmanager
 def service_process(
     db: Path, ehr_base_url: str, log: Path, issuer: str
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "INFUSION_DATABASE_URL": f"sqlite:///{db}",
-        "INFUSION_EHR_BASE_URL": ehr_base_url,
-        "INFUSION_PORT": str(port),
-        "INFUSION_SYNC_INTERVAL_SECONDS": "0",
-        "INFUSION_DELIVERY_POLL_SECONDS": "0.5",
-        "INFUSION_DELIVERY_LEASE_SECONDS": "3",
-        "INFUSION_EHR_TIMEOUT_SECONDS": "30",
-        "INFUSION_AUTH_ISSUER": issuer,
-    }
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services.infusion_bridge.cli", "serve"],
-            env=env,
-            stdout=out,
-            stderr=out,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health/live", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"service did not start; log:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield url, proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(timeout=30)
+) -> Iterator[tuple[str, int]]:
+    """The service in its own process, delivering (a 3 s lease, a 30 s EHR timeout): yields
+    (base URL, pid)."""
+    with harness_service_process(
+        f"sqlite:///{db}",
+        log,
+        extra_env={
+            "INFUSION_EHR_BASE_URL": ehr_base_url,
+            "INFUSION_DELIVERY_ENABLED": "true",
+            "INFUSION_DELIVERY_POLL_SECONDS": "0.5",
+            "INFUSION_DELIVERY_LEASE_SECONDS": "3",
+            "INFUSION_EHR_TIMEOUT_SECONDS": "30",
+            "INFUSION_AUTH_ISSUER": issuer,
+        },
+    ) as running:
+        yield running
 
 
 def test_sigkill_mid_delivery_then_restart_delivers_each_resource_once(
@@ -80,7 +57,7 @@ def test_sigkill_mid_delivery_then_restart_delivers_each_resource_once(
     patient = ehr_patient(fhir)
     with (
         slow_proxy(sandbox.base_url, delay=30) as (proxy_url, forwarded),
-        service_process(db, proxy_url, log, keycloak.issuer) as (url, proc),
+        service_process(db, proxy_url, log, keycloak.issuer) as (url, pid),
         httpx.Client(base_url=url, auth=staff) as svc,
     ):
         order_id = ehr_order(fhir, svc, patient)
@@ -90,8 +67,7 @@ def test_sigkill_mid_delivery_then_restart_delivers_each_resource_once(
         ]
         assert forwarded.wait(30), "no Bundle reached the EHR"
         time.sleep(1)  # let HAPI commit what the proxy forwarded
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        os.kill(pid, signal.SIGKILL)  # leaving the block reaps it
 
     with transaction(make_engine(f"sqlite:///{db}")) as store:
         statuses = sorted(d.status for d in list_deliveries(store))
