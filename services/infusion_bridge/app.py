@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from sqlalchemy.engine import Engine
 
 from . import __version__
@@ -150,6 +151,13 @@ def build_worker(
 
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
 
 
 def check_auth_switch(settings: Settings, host: str) -> None:
@@ -269,6 +277,10 @@ def create_app(
         docs_url=None,  # served by api/docs.py, behind sign-in
         redoc_url=None,
         openapi_url=None,
+        # FastAPI's native OpenTelemetry stays off: its logs would export exception messages
+        # and rejected request values (patient data) to whatever collector the environment
+        # names, and even unused it asks the global providers on every request.
+        telemetry=NO_TELEMETRY,
     )
     install_error_handlers(app)
     app.add_middleware(AuditMiddleware)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SECRET = "ord-secret-4711"
 
 SCRIPT = """
@@ -75,3 +77,26 @@ def test_unhandled_error_logs_type_and_frames_but_no_detail_or_parameters(
     assert server_side
     assert server_side[0]["error"] == "sqlalchemy.exc.IntegrityError"
     assert server_side[0]["frames"]
+
+
+def test_fastapi_native_telemetry_stays_off_even_when_the_environment_asks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FastAPI's own OpenTelemetry would export exception messages and rejected request values
+    to any collector the environment names; the service never turns it on."""
+    from services.infusion_bridge.app import create_app
+    from services.infusion_bridge.settings import Settings
+
+    monkeypatch.setenv("FASTAPI_OTEL_AUTO_CONFIGURE", "true")
+    app = create_app(
+        Settings(
+            database_url=f"sqlite:///{tmp_path / 'x.db'}",
+            ehr_base_url="http://ehr.test/fhir",
+            sync_interval_seconds=0,
+            delivery_enabled=False,
+        )
+    )
+    config = app._telemetry  # what FastAPI(telemetry=...) was given, merged over its defaults
+    assert not any(config[k] for k in ("tracing", "metrics", "logs", "operation_spans"))
+    assert config["auto_configure"] is False
+    assert app._native_telemetry.enabled() is False
