@@ -197,9 +197,11 @@ def _ucum(quantity: Any, expression: str, what: str, log: IssueLog) -> str | Non
 def _quantity(quantity: Any, index: int, element: str, what: str, log: IssueLog) -> Fields | None:
     """A rate's Quantity at ``doseAndRate[index]<element>`` as the fields of a
     :class:`Quantity`: a UCUM unit and a value > 0."""
+    value, unit, system = quantity.value, quantity.code or quantity.unit, quantity.system
+    if unit and value is not None and value > 0 and (system is None or system == codes.UCUM):
+        return {"value": float(value), "unit": str(unit)}  # the usual case: no paths built
     expression = f"{DOSAGE}.doseAndRate[{index}]{element}"
     unit = _ucum(quantity, expression, what, log)
-    value = quantity.value
     if value is None:
         log.add("required", f"the {what} has no value", expression)
         return None
