@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from email.utils import format_datetime
 from typing import Any
 
 import orjson
@@ -72,11 +71,25 @@ def check_type(body: Json, expected_type: str | None) -> None:
 
 
 def base_url(request: Request) -> str:
-    """This FHIR base's URL as the client addressed it (worked out once per request)."""
-    found = request.scope.get("infusion.base_url")
+    """This FHIR base's URL as the client addressed it (worked out once per request, and
+    once per way of addressing it: Starlette builds two URL objects for it)."""
+    scope = request.scope
+    found = scope.get("infusion.base_url")
     if found is None:
-        found = request.scope["infusion.base_url"] = str(request.base_url).rstrip("/") + "/fhir"
+        host = next((value for name, value in scope["headers"] if name == b"host"), None)
+        root = scope.get("app_root_path", scope.get("root_path", ""))
+        key = (scope.get("scheme"), scope.get("server"), root, host)
+        found = _BASES.get(key)
+        if found is None:
+            found = str(request.base_url).rstrip("/") + "/fhir"
+            if len(_BASES) < MAX_BASES:  # the Host header is the client's: keep a few
+                _BASES[key] = found
+        scope["infusion.base_url"] = found
     return str(found)
+
+
+MAX_BASES = 64
+_BASES: dict[tuple[Any, ...], str] = {}
 
 
 def version_headers(request: Request, row: OrderRecord) -> dict[str, str]:
@@ -109,9 +122,23 @@ def fhir_instant(when: datetime) -> str:
 
 
 def http_date(when: datetime) -> str:
-    """An HTTP date (always GMT; a naive time is UTC, as the store keeps it)."""
-    utc = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
-    return format_datetime(utc, usegmt=True)
+    """An HTTP date (RFC 9110 IMF-fixdate, always GMT; a naive time is UTC, as the store
+    keeps it), as ``email.utils.format_datetime(usegmt=True)`` writes it, in a third of the
+    time (and whatever the locale: not ``strftime``'s ``%a``/``%b``)."""
+    utc = when.astimezone(UTC) if when.tzinfo else when
+    return "%s, %02d %s %04d %02d:%02d:%02d GMT" % (  # noqa: UP031 (twice as fast as an f-string)
+        _DAYS[utc.weekday()],
+        utc.day,
+        _MONTHS[utc.month - 1],
+        utc.year,
+        utc.hour,
+        utc.minute,
+        utc.second,
+    )
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def prefer_return(request: Request) -> str:
