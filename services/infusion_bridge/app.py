@@ -290,7 +290,7 @@ def create_app(
     app.add_middleware(AccessLogMiddleware, metrics=app_metrics)
     # the busiest routes first: a request is matched against the routers in this order
     # (their paths do not overlap, so the order changes nothing else)
-    app.include_router(fhir_orders.intake_router)
+    fhir_orders.add_intake_route(app)
     app.include_router(fhir_orders.router)
     app.include_router(sessions.router)
     app.include_router(health.router)

@@ -20,13 +20,18 @@ def test_http_dates_are_what_the_standard_library_writes() -> None:
         assert fhir_io.http_date(when.replace(tzinfo=None)) == format_datetime(when, usegmt=True)
 
 
-def _request(host: bytes | None, scheme: str = "http", root_path: str = "") -> Request:
+def _request(
+    host: bytes | None,
+    scheme: str = "http",
+    root_path: str = "",
+    server: object = ("10.0.0.5", 8000),
+) -> Request:
     headers = [(b"host", host)] if host is not None else []
     return Request(
         {
             "type": "http",
             "scheme": scheme,
-            "server": ("10.0.0.5", 8000),
+            "server": server,
             "path": "/fhir/MedicationRequest",
             "root_path": root_path,
             "query_string": b"",
@@ -42,6 +47,10 @@ def test_the_base_url_follows_how_each_request_addresses_the_server() -> None:
         (_request(b"ib.example:8443", "http"), "http://ib.example:8443/fhir"),
         (_request(b"other.example"), "http://other.example/fhir"),
         (_request(None), "http://10.0.0.5:8000/fhir"),
+        (
+            _request(None, server=["testserver", 80]),
+            "http://testserver/fhir",
+        ),  # a list: ASGI allows
         (_request(b"ib.example", root_path="/bridge"), "http://ib.example/bridge/fhir"),
     ]
     for _ in range(2):  # worked out, then remembered: the same either way

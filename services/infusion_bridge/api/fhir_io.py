@@ -78,7 +78,8 @@ def base_url(request: Request) -> str:
     if found is None:
         host = next((value for name, value in scope["headers"] if name == b"host"), None)
         root = scope.get("app_root_path", scope.get("root_path", ""))
-        key = (scope.get("scheme"), scope.get("server"), root, host)
+        server = scope.get("server")
+        key = (scope.get("scheme"), tuple(server) if server else None, root, host)
         found = _BASES.get(key)
         if found is None:
             found = str(request.base_url).rstrip("/") + "/fhir"
@@ -177,7 +178,7 @@ async def check_formats(request: Request) -> None:
     """(``async`` only so that FastAPI runs it on the event loop, not in a worker thread.)
     This FHIR base speaks JSON only (R4 http.html#mime-type): a request for another
     format (``_format``, ``Accept``) gets 406; a body in another format 415."""
-    wanted = request.query_params.get("_format")
+    wanted = request.query_params.get("_format") if request.scope.get("query_string") else None
     if wanted is not None and FORMAT_ALIASES.get(wanted, wanted).split(";")[0] not in JSON_TYPES:
         raise ApiError.one(406, "not-supported", f"_format {wanted!r}: only JSON", "_format")
     accept = request.headers.get("accept")
