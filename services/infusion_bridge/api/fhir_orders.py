@@ -170,6 +170,8 @@ def create_condition(request: Request) -> str | None:
     header = request.headers.get("if-none-exist")
     if header is not None:
         return header
+    if not request.scope.get("query_string"):
+        return None
     pairs = [(k, v) for k, v in request.query_params.multi_items() if k != "_format"]
     return urlencode(pairs) if pairs else None
 
