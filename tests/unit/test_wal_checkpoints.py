@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -66,3 +67,29 @@ def test_does_nothing_for_other_databases() -> None:
     checkpointer.start()
     assert checkpointer._thread is None
     checkpointer.stop()
+
+
+def test_the_thread_slows_down_when_nothing_is_written(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    passes: list[float] = []
+
+    def timed(e: Engine) -> tuple[int, int, int]:
+        passes.append(time.monotonic())
+        return checkpoint(e)
+
+    monkeypatch.setattr(wal, "checkpoint", timed)
+    checkpointer = WalCheckpointer(engine, interval=0.01, idle_interval=0.3)
+    write_notes(engine, 5)
+    checkpointer.start()
+    try:
+        time.sleep(0.5)  # one pass copies the notes; the next finds the same log: idle
+        idle_passes = len(passes)
+        write_notes(engine, 5)  # the first pass after a write is back to the short interval
+        time.sleep(0.7)
+    finally:
+        checkpointer.stop()
+    assert 2 <= idle_passes <= 4
+    gaps = [b - a for a, b in itertools.pairwise(passes)]
+    assert max(gaps) >= 0.25  # waited the idle interval
+    assert min(gaps) < 0.1  # and the short one while the log changed

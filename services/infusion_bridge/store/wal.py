@@ -9,6 +9,13 @@ no reader still needs, never waits for or blocks a writer, and SQLite works with
 GIL meanwhile, so the copying runs beside the requests. Connections keep a large automatic
 checkpoint (``store.db.AUTOCHECKPOINT_PAGES``) as a backstop for processes without this thread
 (the command line) and for a log this thread could not keep up with.
+
+The log only starts over from its beginning after a checkpoint that finds nothing left to
+copy, and under steady writes that is the automatic one, run by a commit: it copies what came
+in since this thread's last pass. So while there are writes the thread runs every
+``interval`` (0.1 s: at ~1,000 orders a second, about 700 pages for that commit to copy, not
+the 3,500 of a half-second pass, which held up one batch in a hundred by ~15 ms); once a pass
+finds the log as the pass before left it, it waits ``idle_interval`` instead.
 """
 
 from __future__ import annotations
@@ -38,9 +45,10 @@ def checkpoint(engine: Engine) -> tuple[int, int, int]:
 class WalCheckpointer:
     """Checkpoints ``engine``'s SQLite log in the background (nothing to do elsewhere)."""
 
-    def __init__(self, engine: Engine, interval: float = 0.5) -> None:
+    def __init__(self, engine: Engine, interval: float = 0.1, idle_interval: float = 1.0) -> None:
         self.engine = engine
         self.interval = interval
+        self.idle_interval = idle_interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -58,8 +66,13 @@ class WalCheckpointer:
         self._thread = None
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        wait, last = self.interval, (0, 0, 0)
+        while not self._stop.wait(wait):
             try:
-                checkpoint(self.engine)
+                found = checkpoint(self.engine)
             except Exception as exc:  # a busy or closed database: try again next time
                 log.warning("wal_checkpoint_failed", error=type(exc).__name__)
+                found = (1, -1, -1)
+            # the same log as last time, all of it copied back already: nothing is writing
+            idle = found == last and found[1] == found[2]
+            wait, last = (self.idle_interval if idle else self.interval), found
