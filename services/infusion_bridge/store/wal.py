@@ -11,11 +11,12 @@ checkpoint (``store.db.AUTOCHECKPOINT_PAGES``) as a backstop for processes witho
 (the command line) and for a log this thread could not keep up with.
 
 The log only starts over from its beginning after a checkpoint that finds nothing left to
-copy, and under steady writes that is the automatic one, run by a commit: it copies what came
-in since this thread's last pass. So while there are writes the thread runs every
-``interval`` (0.1 s: at ~1,000 orders a second, about 700 pages for that commit to copy, not
-the 3,500 of a half-second pass, which held up one batch in a hundred by ~15 ms); once a pass
-finds the log as the pass before left it, it waits ``idle_interval`` instead.
+copy, and under steady writes that is the automatic one, run by the commit that takes the log
+past ``AUTOCHECKPOINT_PAGES``: it copies what came in since this thread's last pass. So while
+there are writes the thread runs every ``interval`` (0.1 s: at ~1,000 orders a second, about
+700 pages for that commit to copy, not the 3,500 of a half-second pass, which held up one
+batch in a hundred by ~15 ms); once a pass finds the log as the pass before left it, it waits
+``idle_interval`` instead.
 """
 
 from __future__ import annotations
