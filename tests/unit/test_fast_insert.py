@@ -3,6 +3,7 @@ stores for the same rows, and read back the same through SQLAlchemy."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -13,8 +14,9 @@ from sqlalchemy import Table, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from services.infusion_bridge.store import fast_insert
 from services.infusion_bridge.store.db import make_engine, migrate
-from services.infusion_bridge.store.fast_insert import FastInsert
+from services.infusion_bridge.store.fast_insert import HELD, FastInsert, held_inserts
 from services.infusion_bridge.store.tables import AuditRow, OrderRow, OrderVersionRow
 
 AUDIT: Table = AuditRow.__table__  # type: ignore[attr-defined]
@@ -149,3 +151,76 @@ def test_refuses_a_time_without_its_zone_and_an_unknown_column(engine: Engine) -
         with pytest.raises(KeyError, match="no column"):
             FastInsert(AUDIT)(db, audit_row("x", datetime.now(UTC), colour="blue"))
         db.rollback()
+
+
+def version_row(order_id: str, version: int, when: datetime) -> dict[str, Any]:
+    return {
+        "order_id": order_id,
+        "version_id": version,
+        "last_updated": when,
+        "deleted": False,
+        "resource_json": {"v": version},
+    }
+
+
+def test_held_rows_are_stored_as_sent_at_once(engine: Engine) -> None:
+    """Held back, then one multi-row INSERT a table: the same rows as one at a time, and a
+    child table's rows wait for their parents (foreign keys) whatever order they came in."""
+    when = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
+    with Session(engine) as db:
+        with held_inserts(db):
+            for n in range(40):
+                FastInsert(VERSIONS)(db, version_row(f"o-{n}", 1, when))  # before its order
+                slim = {k: v for k, v in order_row(f"o-{n}", when).items() if k != "source_version"}
+                FastInsert(ORDERS)(db, order_row(f"o-{n}", when) if n % 2 else slim)
+            FastInsert(AUDIT)(db, [audit_row(f"r-{n}", when) for n in range(3)])
+            assert db.connection().execute(text("SELECT 1")).scalar() == 1  # sends them first
+            FastInsert(AUDIT)(db, audit_row("r-3", when))
+        db.commit()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM orders")).scalar() == 40
+        assert conn.execute(text("SELECT count(*) FROM order_versions")).scalar() == 40
+        requests = conn.execute(text("SELECT request_id FROM audit_events ORDER BY id")).scalars()
+        assert list(requests) == ["r-0", "r-1", "r-2", "r-3"]  # in the order added
+    write_both(engine, ORDERS, order_row("one", when), order_row("core", when))
+    assert stored(engine, ORDERS, "id", "o-1")[1:] == stored(engine, ORDERS, "id", "core")[1:]
+
+
+def test_a_read_in_the_block_sees_the_held_rows(engine: Engine) -> None:
+    when = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
+    with Session(engine) as db:
+        with held_inserts(db):
+            FastInsert(ORDERS)(db, order_row("o-1", when))
+            found = db.connection().execute(select(ORDERS.c.id)).scalars().all()
+            assert found == ["o-1"]
+        db.rollback()
+
+
+def test_rows_that_cannot_go_in_fail_the_block(engine: Engine) -> None:
+    when = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
+    with Session(engine) as db:
+
+        def twice() -> None:
+            with held_inserts(db):
+                FastInsert(ORDERS)(db, order_row("same", when))
+                FastInsert(ORDERS)(db, order_row("same", when))  # held: fails when sent
+
+        with pytest.raises(sqlite3.IntegrityError):
+            twice()
+        db.rollback()
+        assert HELD not in db.connection().info  # nothing left held for the next block
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM orders")).scalar() == 0
+
+
+def test_more_values_than_one_statement_binds_go_in_several(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fast_insert, "MAX_VARIABLES", 40)  # two audit rows a statement
+    when = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
+    with Session(engine) as db:
+        with held_inserts(db):
+            FastInsert(AUDIT)(db, [audit_row(f"r-{n}", when) for n in range(7)])
+        db.commit()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM audit_events")).scalar() == 7

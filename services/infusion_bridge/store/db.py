@@ -19,6 +19,7 @@ from sqlmodel import Session, SQLModel, create_engine
 
 from ..clock import utcnow
 from . import audit
+from .fast_insert import send_held_inserts
 
 AUTOCHECKPOINT_PAGES = 3_000
 """A commit checkpoints SQLite's log by itself past this many pages (~12 MB; SQLite's
@@ -47,6 +48,7 @@ def make_engine(database_url: str) -> Engine:
     engine = create_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "before_cursor_execute", send_held_inserts)
     return engine
 
 

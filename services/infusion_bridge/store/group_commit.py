@@ -34,6 +34,7 @@ from sqlmodel import Session
 from ..clock import utcnow
 from . import audit
 from .db import sqlite_write_lock, transaction, write_transaction
+from .fast_insert import held_inserts
 
 T = TypeVar("T")
 Write = Callable[[Session], T]
@@ -129,10 +130,11 @@ class GroupCommit:
         with turn, transaction(self.engine) as db:
             if self.sqlite:
                 db.connection().exec_driver_sql("BEGIN IMMEDIATE")
-            for item in batch:
-                results.append(item.context.run(_write_noting_audit, db, item.write, entries))
-            if entries:
-                audit.insert_many(db, entries, status=None, now=utcnow())
+            with held_inserts(db):  # the batch's INSERTs go in together (HeldInserts)
+                for item in batch:
+                    results.append(item.context.run(_write_noting_audit, db, item.write, entries))
+                if entries:
+                    audit.insert_many(db, entries, status=None, now=utcnow())
         for entry in entries:
             entry.persisted = True  # committed
         return [(item, True, result) for item, result in zip(batch, results, strict=True)]
