@@ -288,8 +288,8 @@ def create_app(
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HeadMiddleware)
     app.add_middleware(AccessLogMiddleware, metrics=app_metrics)
-    # the busiest routes first: a request is matched against the routers in this order
-    # (their paths do not overlap, so the order changes nothing else)
+    # the busiest routes first: a request is matched against the routers in this order (no
+    # two serve the same path and method, so the order changes nothing else)
     fhir_orders.add_intake_route(app)
     app.include_router(fhir_orders.router)
     app.include_router(sessions.router)

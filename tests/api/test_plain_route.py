@@ -7,7 +7,15 @@ from __future__ import annotations
 from typing import Annotated
 
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from fastapi import (
+    APIRouter,
+    BackgroundTasks,
+    Depends,
+    FastAPI,
+    HTTPException,
+    Request,
+    Response,
+)
 from fastapi.testclient import TestClient
 
 from services.infusion_bridge.api.plain_route import PlainRoute
@@ -47,6 +55,20 @@ def test_an_endpoint_with_anything_to_resolve_is_refused(endpoint: object) -> No
     router = APIRouter(route_class=PlainRoute)
     with pytest.raises(TypeError, match="takes the Request alone"):
         router.add_api_route("/x", endpoint, methods=["POST"])  # type: ignore[arg-type]
+
+
+def test_a_response_or_background_tasks_parameter_is_refused() -> None:
+    router = APIRouter(route_class=PlainRoute)
+
+    async def with_response(request: Request, response: Response) -> Response:
+        return response
+
+    async def with_tasks(request: Request, tasks: BackgroundTasks) -> Response:
+        return Response()
+
+    for endpoint in (with_response, with_tasks):
+        with pytest.raises(TypeError, match="takes the Request alone"):
+            router.add_api_route("/x", endpoint, methods=["POST"])
 
 
 def test_a_dependency_is_refused_rather_than_skipped() -> None:

@@ -64,4 +64,6 @@ def test_remembered_bases_are_bounded_whatever_hosts_clients_send() -> None:
     for i in range(fhir_io.MAX_BASES * 3):
         host = f"h{i}.example".encode()
         assert fhir_io.base_url(_request(host)) == f"http://h{i}.example/fhir"
-    assert len(fhir_io._BASES) == fhir_io.MAX_BASES
+    assert 0 < len(fhir_io._BASES) <= fhir_io.MAX_BASES
+    latest = ("http", ("10.0.0.5", 8000), "", f"h{i}.example".encode())
+    assert fhir_io._BASES[latest] == f"http://h{i}.example/fhir"  # the latest are the ones kept

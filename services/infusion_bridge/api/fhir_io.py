@@ -83,8 +83,9 @@ def base_url(request: Request) -> str:
         found = _BASES.get(key)
         if found is None:
             found = str(request.base_url).rstrip("/") + "/fhir"
-            if len(_BASES) < MAX_BASES:  # the Host header is the client's: keep a few
-                _BASES[key] = found
+            if len(_BASES) >= MAX_BASES:  # the Host header is the client's: keep the latest
+                _BASES.clear()
+            _BASES[key] = found
         scope["infusion.base_url"] = found
     return str(found)
 

@@ -7,30 +7,32 @@ runs its checks itself and returns a ``Response`` needs none of that: :class:`Pl
 calls it directly. Middleware, exception handlers and the OpenAPI entry are as for any route.
 
 A dependency declared for such an endpoint would never run, so the route refuses one, its
-routers' included, and any parameter but the request: when it is built, or, for a dependency
+routers' included, and any parameter but the request (a ``Response`` or ``BackgroundTasks``
+too): when it is built, or, for a dependency
 of the whole app, at its first request (fails closed, never skips).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Request, Response, routing
+from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-# FastAPI >= 0.16x keeps included routers and builds each route once more per including
-# router, with that router's dependencies merged in; older versions merged them into the
-# route itself. (Private: if it is renamed, the check below still sees the route's own.)
-_INCLUDED_AS: Any = getattr(routing, "_effective_route_context_var", None)
+# FastAPI 0.165 keeps included routers and builds each route once more per including router,
+# with that router's dependencies merged in. Private, so imported, not looked up: if a
+# FastAPI release renames it, the service fails to start instead of checking less.
+from fastapi.routing import _effective_route_context_var as _INCLUDED_AS
 
 
 class PlainRoute(APIRoute):
     """``async def endpoint(request: Request) -> Response``, called as it is."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        context = _INCLUDED_AS.get() if _INCLUDED_AS is not None else None
+        context = _INCLUDED_AS.get()
         dependant = self.dependant
         if context is not None and context.original_route is self:
             dependant = context.dependant
@@ -48,7 +50,8 @@ def _refuse_anything_to_resolve(path: str, d: Dependant) -> None:
         *d.cookie_params,
         *d.body_params,
     ]
-    if extra or d.request_param_name is None:
+    takes = inspect.signature(d.call).parameters if d.call is not None else {}
+    if extra or d.request_param_name is None or len(takes) != 1:
         raise TypeError(
             f"{path}: a PlainRoute endpoint takes the Request alone (its checks are its own to "
             "call); dependencies and parameters, its router's included, would never be resolved"

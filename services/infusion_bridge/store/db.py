@@ -24,9 +24,9 @@ from .fast_insert import send_held_inserts
 AUTOCHECKPOINT_PAGES = 3_000
 """A commit checkpoints SQLite's log by itself past this many pages (~12 MB; SQLite's
 default is 1,000): the service's own checkpoints run in the background (store/wal.py), and
-the commit past this mark finds only their last tenth of a second left to copy, then the log
-starts over. 3,000 against 10,000: p99 33-39 ms against 42-45 at ~1,150 orders/s (a
-12 MB log stays in the page cache; docs/benchmarks.md)."""
+the commit past this mark finds only what came in since their last pass (a tenth of a second
+while writes go on) left to copy, then the log starts over. 3,000 against 10,000: p99 33-39
+ms against 42-45 at ~1,150 orders/s (a 12 MB log; docs/benchmarks.md)."""
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
