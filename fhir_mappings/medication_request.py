@@ -145,27 +145,21 @@ def _read(
         "role": role,
         "dose": dose,
     }
-    # only what has a value: a field left out takes its default, and validates for free
-    if version_id is not None:
-        fields["version_id"] = version_id
-    if last_updated is not None:
-        fields["last_updated"] = last_updated
-    if bsa is not None:
-        fields["body_surface_area_m2"] = bsa
-    if route_code is not None:
-        fields["route_code"] = route_code
-    if route_display is not None:
-        fields["route_display"] = route_display
-    if rate is not None:
-        fields["rate"] = rate
-    if schedule is not None:
-        fields["schedule"] = schedule
-    if dosage is not None and dosage.text is not None:
-        fields["dosage_text"] = dosage.text
-    if m.authoredOn is not None:
-        fields["authored_on"] = to_datetime(m.authoredOn)
-    if m.requester is not None and m.requester.reference is not None:
-        fields["requester"] = m.requester.reference
+    optional = (
+        ("version_id", version_id),
+        ("last_updated", last_updated),
+        ("body_surface_area_m2", bsa),
+        ("route_code", route_code),
+        ("route_display", route_display),
+        ("rate", rate),
+        ("schedule", schedule),
+        ("dosage_text", dosage.text if dosage is not None else None),
+        ("authored_on", to_datetime(m.authoredOn)),
+        ("requester", m.requester.reference if m.requester is not None else None),
+    )
+    for name, value in optional:  # only what has a value: left out, a field takes its default
+        if value is not None:
+            fields[name] = value
     if m.reasonCode or m.reasonReference:
         fields["reasons"] = _reasons(m)
     if m.note:
