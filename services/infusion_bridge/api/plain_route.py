@@ -8,8 +8,8 @@ calls it directly. Middleware, exception handlers and the OpenAPI entry are as f
 
 A dependency declared for such an endpoint would never run, so the route refuses one, its
 routers' included, and any parameter but the request (a ``Response`` or ``BackgroundTasks``
-too): when it is built, or, for a dependency
-of the whole app, at its first request (fails closed, never skips).
+too): when it is built, or, for a dependency of the whole app, at its first request (it
+fails closed, never skips).
 """
 
 from __future__ import annotations

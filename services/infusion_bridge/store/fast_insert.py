@@ -8,6 +8,9 @@ turned into what SQLAlchemy would have stored: aware datetimes as UTC text
 ``YYYY-MM-DD HH:MM:SS.ffffff``, JSON as text (orjson, the engine's serializer), booleans
 as 0/1. ``tests/unit/test_fast_insert.py`` writes the same rows both ways and compares
 what is stored. On any other database (PostgreSQL) the statement runs through Core.
+
+Inside a group commit's batch (:func:`held_inserts`) the rows are held back and go in as one
+multi-row INSERT per table (:class:`HeldInserts`).
 """
 
 from __future__ import annotations

@@ -11,6 +11,12 @@ If any write of a batch fails (a precondition, a conflict, a database error), th
 rolled back and each of its writes is run again alone, in its own transaction, so one bad
 write never takes another's with it and every caller gets its own result or error.
 
+On SQLite a batch's INSERTs are held back and sent as one statement per table
+(``fast_insert.HeldInserts``): before any other statement of the batch runs, so each write
+still sees what the writes before it left, and before the commit. The writer thread gives the
+GIL back at every statement and waits for it behind the event loop's Python; three statements
+instead of ~47 a batch of 15 orders took the intake from 0.78x to 0.95x its floor.
+
 On PostgreSQL the same batching saves a pool checkout, a commit round trip and a worker
 thread per write. A write that takes advisory locks (a conditional create) holds them until
 its batch commits; should two processes' batches ever wait on each other's locks,
