@@ -76,6 +76,10 @@ class WalCheckpointer:
             except Exception as exc:  # a busy or closed database: try again next time
                 log.warning("wal_checkpoint_failed", error=type(exc).__name__)
                 found = (1, -1, -1)
-            # the same log as last time, all of it copied back already (or the pass failed)
-            idle = found == last and found[1] == found[2]
-            wait, last = (self.idle_interval if idle else self.interval), found
+            wait, last = (self.idle_interval if quiet(found, last) else self.interval), found
+
+
+def quiet(found: tuple[int, int, int], last: tuple[int, int, int]) -> bool:
+    """Whether a pass found the log as the pass before left it, all of it copied back already
+    (nothing is writing), or failed as the one before did."""
+    return found == last and found[1] == found[2]
