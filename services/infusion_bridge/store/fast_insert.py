@@ -36,8 +36,7 @@ class FastInsert:
         self.table = table
         self.core = insert(table)
         self._convert = {c.name: _converter(c.type) for c in table.columns}
-        self._sql: dict[tuple[str, ...], str] = {}
-        self._many: dict[tuple[tuple[str, ...], int], str] = {}
+        self._sql: dict[tuple[tuple[str, ...], int], str] = {}
         self._rank: int | None = None
 
     def __call__(self, db: Session, rows: Row | Sequence[Row]) -> None:
@@ -49,7 +48,7 @@ class FastInsert:
             conn.execute(self.core, many if len(many) > 1 else many[0])
             return
         columns = tuple(many[0])
-        sql = self._sql.get(columns) or self._statement(columns)
+        sql = self._statement(columns)  # also refuses a column the table lacks
         convert = [(name, self._convert[name]) for name in columns]
         values = [tuple(f(row[name]) for name, f in convert) for row in many]
         held: HeldInserts | None = conn.info.get(HELD)
@@ -65,13 +64,18 @@ class FastInsert:
         finally:
             cursor.close()
 
-    def _statement(self, columns: tuple[str, ...]) -> str:
+    def _statement(self, columns: tuple[str, ...], rows: int = 1) -> str:
+        """``INSERT INTO table (columns) VALUES (?, ...)``, with ``rows`` rows of values."""
+        sql = self._sql.get((columns, rows))
+        if sql is not None:
+            return sql
         unknown = set(columns) - set(self._convert)
         if unknown:
             raise KeyError(f"{self.table.name} has no column(s) {sorted(unknown)}")
-        names = ", ".join(columns)
-        sql = f"INSERT INTO {self.table.name} ({names}) VALUES ({', '.join('?' * len(columns))})"  # noqa: S608 - column names from the table, values bound
-        self._sql[columns] = sql
+        values = ", ".join([f"({', '.join('?' * len(columns))})"] * rows)
+        sql = f"INSERT INTO {self.table.name} ({', '.join(columns)}) VALUES {values}"  # noqa: S608 - column names from the table, values bound
+        if len(self._sql) < MAX_STATEMENTS:
+            self._sql[(columns, rows)] = sql
         return sql
 
     def insert_rows(
@@ -81,13 +85,7 @@ class FastInsert:
         per_statement = max(1, MAX_VARIABLES // len(columns))
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
-            sql = self._many.get((columns, len(chunk)))
-            if sql is None:
-                row = f"({', '.join('?' * len(columns))})"
-                rows_sql = ", ".join([row] * len(chunk))
-                sql = f"INSERT INTO {self.table.name} ({', '.join(columns)}) VALUES {rows_sql}"  # noqa: S608 - column names from the table, values bound
-                if len(self._many) < MAX_STATEMENTS:
-                    self._many[(columns, len(chunk))] = sql
+            sql = self._statement(columns, len(chunk))
             cursor.execute(sql, [value for row in chunk for value in row])
 
     @property
@@ -102,7 +100,7 @@ MAX_VARIABLES = 32_766
 """SQLite's limit on the values bound to one statement (SQLITE_MAX_VARIABLE_NUMBER, since
 3.32); longer lists go in several statements."""
 MAX_STATEMENTS = 256
-"""Multi-row statement texts kept per table (by columns and row count)."""
+"""Statement texts kept per table (by columns and row count)."""
 HELD = "infusion.held_inserts"
 """Where a connection keeps the rows :func:`held_inserts` holds back (``Connection.info``)."""
 
