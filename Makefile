@@ -33,7 +33,7 @@ run: install sandbox-start ## run the service on 127.0.0.1:8000 against the loca
 		INFUSION_EHR_PRIVATE_KEY_PATH="$${INFUSION_EHR_PRIVATE_KEY_PATH:-$(EHR_KEY)}" \
 		$(BIN)/infusion-bridge serve
 
-system-deps: ## install Chromium, PostgreSQL and ab from Debian if missing (tests, bench)
+system-deps: ## install Chromium, PostgreSQL, ab and hey from Debian if missing (tests, bench)
 	@bash scripts/system-deps.sh
 
 interop-deps: system-deps ## build the interop suite's clients (HAPI client via Maven, fhir-kit-client via npm ci)

@@ -39,7 +39,7 @@ from bench._common import (
     run_load,
     say,
 )
-from bench.native import ab_command, ab_figures
+from bench.load_generators import ab_command, ab_figures
 from harness.fhir_payloads import medication_request
 from harness.timelines import completed_timeline, start_of_yesterday
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the system packages the test suite needs, from Debian's archive, if missing:
 #   chromium (+ a font) for the browser test, PostgreSQL server binaries for the store tests,
-#   ab (apache2-utils) as the native load generator of `make bench`,
+#   ab (apache2-utils) and hey, the native load generators of `make bench` (and their test),
 #   Node.js + npm for the interop suite's fhir-kit-client (tests/interop).
 # Java 17 and Maven (the HAPI sandbox, the HAPI client driver) are expected on the machine already.
 set -euo pipefail
@@ -10,6 +10,7 @@ need=()
 [[ -x /usr/bin/chromium ]] || need+=(chromium fonts-dejavu-core)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null || need+=(postgresql)
 command -v ab > /dev/null || need+=(apache2-utils)
+command -v hey > /dev/null || need+=(hey)
 command -v java > /dev/null || need+=(openjdk-17-jdk-headless)
 command -v mvn > /dev/null || need+=(maven)
 command -v node > /dev/null || need+=(nodejs)

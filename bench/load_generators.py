@@ -1,0 +1,141 @@
+"""The native HTTP load generators the benchmarks drive, and their reports as figures.
+
+- ``hey`` (Debian's ``hey``, Go): HTTP/1.1 with keep-alive, the way an EHR's client pool
+  talks to the service: each of the ``-c`` workers keeps one connection open.
+- ``ab`` (Apache Bench, Debian's ``apache2-utils``): HTTP/1.0. Its ``-k`` asks for
+  keep-alive, but uvicorn closes every HTTP/1.0 connection after its response ("Keep-Alive
+  requests: 0" in ab's report), so each request also opens a TCP connection.
+
+Both leave the server's cores to the server far better than a Python client would. Every
+request is signed in with a token of the benchmark's issuer (:func:`token`).
+
+Figures of either: ``rate`` (req/s), ``p50_ms``/``p99_ms``/``p100_ms``, ``failed``
+(connection errors, timeouts), ``non_2xx``, ``requests`` (answered) and ``command`` (the
+token hidden).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Final
+
+from bench._common import bench_issuer
+
+GENERATORS: Final = ("hey", "ab")
+"""Names of the generators :func:`load` runs; ``hey`` first, as the one judged."""
+PACKAGES: Final = {"hey": "hey", "ab": "apache2-utils"}
+"""The Debian package of each (``scripts/system-deps.sh`` installs them)."""
+
+
+def token() -> str:
+    """A token with every role and scope, good for an hour (the benchmark's issuer)."""
+    return bench_issuer().token(expires_in=3600)
+
+
+def require(generators: tuple[str, ...]) -> None:
+    """Fail early, naming the package, when a generator is not installed."""
+    missing = [PACKAGES[g] for g in generators if shutil.which(g) is None]
+    if missing:
+        raise RuntimeError(
+            f"missing load generator(s): run `make system-deps` (Debian's {', '.join(missing)})"
+        )
+
+
+def load(generator: str, url: str, body: Path, count: int, concurrency: int) -> dict[str, Any]:
+    """POST ``body`` to ``url`` ``count`` times, ``concurrency`` in flight; the figures."""
+    if generator == "hey":
+        command = hey_command(url, count, concurrency, body=body)
+        parse = hey_figures
+    elif generator == "ab":
+        command = ab_command(url, count, concurrency, body=body)
+        parse = ab_figures
+    else:
+        raise ValueError(f"unknown load generator {generator!r}: one of {GENERATORS}")
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout  # noqa: S603
+    return parse(command, out)
+
+
+def hey_command(
+    url: str, count: int, concurrency: int, *, body: Path, bearer: str | None = None
+) -> list[str]:
+    """``hey`` POSTing ``body``: each of ``concurrency`` workers sends ``count // concurrency``
+    requests on its own kept-alive connection (so ``count`` is rounded down to a multiple)."""
+    return [
+        "hey", "-n", str(count), "-c", str(concurrency), "-m", "POST", "-D", str(body),
+        "-T", "application/fhir+json", "-H", f"Authorization: Bearer {bearer or token()}", url,
+    ]  # fmt: skip
+
+
+def hey_figures(command: list[str], out: str) -> dict[str, Any]:
+    """Throughput, latency percentiles and failures from ``hey``'s summary."""
+    figures: dict[str, Any] = {"command": _shown(command)}
+    figures["rate"] = float(_find(r"Requests/sec:\s+([\d.]+)", out))
+    for pct, pattern in (("50", r"50% in"), ("99", r"99% in"), ("100", r"Slowest:")):
+        # hey prints no percentile it has too few answers for (or none when all failed)
+        found = re.search(rf"^\s+{pattern}\s+([\d.]+) secs", out, re.MULTILINE)
+        figures[f"p{pct}_ms"] = round(float(found.group(1)) * 1000, 1) if found else None
+    statuses = {
+        int(code): int(n) for code, n in re.findall(r"^\s+\[(\d{3})\]\s+(\d+) responses", out, re.M)
+    }
+    errors = _section(out, "Error distribution:")
+    figures["failed"] = sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]", errors, re.M))
+    figures["non_2xx"] = sum(n for code, n in statuses.items() if not 200 <= code < 300)
+    figures["requests"] = sum(statuses.values())
+    return figures
+
+
+def ab_command(
+    url: str, count: int, concurrency: int, *, body: Path | None = None, bearer: str | None = None
+) -> list[str]:
+    """``ab -k`` sending ``count`` requests (POSTs of ``body``, else GETs), signed in."""
+    command = ["ab", "-k", "-q", "-c", str(concurrency), "-n", str(count)]
+    if body is not None:
+        command += ["-p", str(body), "-T", "application/fhir+json"]
+    return [*command, "-H", f"Authorization: Bearer {bearer or token()}", url]
+
+
+def ab_figures(command: list[str], out: str) -> dict[str, Any]:
+    """Throughput, latency percentiles and failures from ``ab``'s report."""
+    figures: dict[str, Any] = {"command": _shown(command)}
+    figures["rate"] = float(_find(r"Requests per second:\s+([\d.]+)", out))
+    # ab counts an answer whose length differs from the first one's as failed ("Length"):
+    # only connection, receive and exception failures are errors here
+    total = int(_find(r"Failed requests:\s+(\d+)", out))
+    kinds = re.search(r"\(Connect: (\d+), Receive: (\d+), Length: \d+, Exceptions: (\d+)\)", out)
+    figures["failed"] = sum(map(int, kinds.groups())) if kinds else total
+    non2xx = re.search(r"Non-2xx responses:\s+(\d+)", out)
+    figures["non_2xx"] = int(non2xx.group(1)) if non2xx else 0
+    figures["requests"] = int(_find(r"Complete requests:\s+(\d+)", out))
+    for pct in ("50", "99", "100"):
+        found = re.search(rf"^\s+{pct}%\s+(\d+)", out, re.MULTILINE)
+        figures[f"p{pct}_ms"] = int(found.group(1)) if found else None
+    return figures
+
+
+def _shown(command: list[str]) -> str:
+    return " ".join(
+        "Authorization: Bearer <token>" if c.startswith("Authorization:") else c for c in command
+    )
+
+
+def _find(pattern: str, out: str) -> str:
+    found = re.search(pattern, out, re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"the load generator's report has no {pattern!r}:\n{out[-2000:]}")
+    return found.group(1)
+
+
+def _section(out: str, title: str) -> str:
+    """The indented lines under ``title`` in hey's summary ('' when it has none)."""
+    _, found, rest = out.partition(title)
+    if not found:
+        return ""
+    lines = []
+    for line in rest.splitlines()[1:]:
+        if line and not line.startswith((" ", "\t")):
+            break
+        lines.append(line)
+    return "\n".join(lines)

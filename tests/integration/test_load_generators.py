@@ -1,0 +1,95 @@
+"""The benchmarks' load generators (``hey``, ``ab``: Debian's, installed by ``make
+system-deps``) run for real against a small local server, and their reports are read right:
+answers, non-2xx answers and connection failures are counted, not mistaken for each other."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from bench import load_generators
+from bench.load_generators import load
+
+COUNT = 40
+CONCURRENCY = 4
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keeps hey's HTTP/1.1 connections open, as uvicorn does
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        ok = self.path == "/created" and self.headers.get("Authorization", "").startswith("Bearer ")
+        body = b'{"resourceType":"MedicationRequest"}' if ok else b"{}"
+        self.send_response(201 if ok else 400)
+        self.send_header("Content-Type", "application/fhir+json")
+        self.send_header("Content-Length", str(len(body)))
+        if self.request_version == "HTTP/1.0":  # as uvicorn does: ab's -k gets no keep-alive
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def body(tmp_path: Path) -> Path:
+    path = tmp_path / "order.json"
+    path.write_bytes(b'{"resourceType":"MedicationRequest","status":"active"}')
+    return path
+
+
+@pytest.mark.parametrize("generator", load_generators.GENERATORS)
+def test_answers_are_counted_with_their_latencies(generator: str, server: str, body: Path) -> None:
+    figures = load(generator, f"{server}/created", body, COUNT, CONCURRENCY)
+
+    assert figures["requests"] == COUNT
+    assert figures["failed"] == figures["non_2xx"] == 0
+    assert figures["rate"] > 0
+    assert 0 <= figures["p50_ms"] <= figures["p100_ms"]
+    assert "Bearer <token>" in figures["command"]
+    assert "eyJ" not in figures["command"]  # the token itself is never shown
+
+
+@pytest.mark.parametrize("generator", load_generators.GENERATORS)
+def test_non_2xx_answers_are_counted(generator: str, server: str, body: Path) -> None:
+    figures = load(generator, f"{server}/refused", body, COUNT, CONCURRENCY)
+
+    assert figures["requests"] == COUNT
+    assert figures["non_2xx"] == COUNT
+    assert figures["failed"] == 0
+
+
+def test_hey_counts_connection_failures(body: Path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    figures = load("hey", f"http://127.0.0.1:{port}/created", body, COUNT, CONCURRENCY)
+
+    assert figures["failed"] == COUNT
+    assert figures["requests"] == 0
+    assert figures["p99_ms"] is None
+
+
+def test_an_unknown_generator_is_refused(body: Path) -> None:
+    with pytest.raises(ValueError, match="unknown load generator 'wrk'"):
+        load("wrk", "http://127.0.0.1:1/", body, COUNT, CONCURRENCY)
