@@ -12,9 +12,6 @@ Aim (issue #9): intake throughput with checks on at most 5 % below checks off.
 from __future__ import annotations
 
 import argparse
-import re
-import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,7 @@ import httpx
 import orjson
 
 from bench._common import Hapi, Service, machine_note, remove_scratch, say
+from bench.load_generators import load, require
 from harness.fhir_payloads import medication_request
 
 NEEDS_HAPI = False
@@ -36,37 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--auth-rounds", type=int, default=2, help="on/off rounds (2)")
 
 
-def ab(url: str, n: int, c: int, *, body: Path | None, token: str | None) -> dict[str, float]:
-    """One ``ab -k`` run; its requests/s, mean and p50/p99 latency (ms) and failures."""
-    exe = shutil.which("ab")
-    if exe is None:
-        raise RuntimeError("ab is missing: apt-get install apache2-utils (make system-deps)")
-    cmd = [exe, "-q", "-k", "-n", str(n), "-c", str(c)]
-    if body is not None:
-        cmd += ["-p", str(body), "-T", "application/fhir+json"]
-    if token is not None:
-        cmd += ["-H", f"Authorization: Bearer {token}"]
-    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout  # noqa: S603
-
-    def number(pattern: str) -> float:
-        found = re.search(pattern, out, re.M)
-        if found is None:
-            raise RuntimeError(f"ab printed no {pattern!r}:\n{out}")
-        return float(found.group(1))
-
-    return {
-        "rps": number(r"^Requests per second:\s+([\d.]+)"),
-        "p50_ms": number(r"^\s+50%\s+(\d+)"),
-        "p99_ms": number(r"^\s+99%\s+(\d+)"),
-        "failed": number(r"^Failed requests:\s+(\d+)"),
-        "non_2xx": float(m.group(1))
-        if (m := re.search(r"^Non-2xx responses:\s+(\d+)", out, re.M))
-        else 0.0,
-    }
-
-
 async def run(args: argparse.Namespace, hapi: Hapi) -> dict[str, Any]:
     del hapi  # the orders name a catalog drug by code: no EHR call on this path
+    require(("ab",))
     n = 300 if args.quick else args.auth_requests
     c = args.auth_concurrency
     tmp = Path(tempfile.mkdtemp(prefix="infusion-bench-auth-"))
@@ -91,23 +61,25 @@ async def run(args: argparse.Namespace, hapi: Hapi) -> dict[str, Any]:
                 headers={"Content-Type": "application/fhir+json", **svc.auth_headers},
             )
             put.raise_for_status()
-            tok = token if svc.auth else None
-            ab(f"{svc.base_url}/fhir/MedicationRequest", max(n // 10, 50), c, body=body, token=tok)
+            url = f"{svc.base_url}/fhir/MedicationRequest"
+            load("ab", url, body, max(n // 10, 50), c, bearer=token)
         for i in range(1 if args.quick else args.auth_rounds):
             row: dict[str, Any] = {}
-            order = (("on", on, token), ("off", off, None))
-            for label, svc, tok in order if i % 2 == 0 else order[::-1]:  # alternate who goes first
-                row[f"intake_{label}"] = ab(
-                    f"{svc.base_url}/fhir/MedicationRequest", n, c, body=body, token=tok
+            order = (("on", on), ("off", off))
+            for label, svc in order if i % 2 == 0 else order[::-1]:  # alternate who goes first
+                # the same header to both: the one with checks off never reads it
+                intake = f"{svc.base_url}/fhir/MedicationRequest"
+                row[f"intake_{label}"] = load("ab", intake, body, n, c, bearer=token)
+                row[f"read_{label}"] = load(
+                    "ab", f"{svc.base_url}{read_path}", None, n, c, bearer=token
                 )
-                row[f"read_{label}"] = ab(f"{svc.base_url}{read_path}", n, c, body=None, token=tok)
             for kind in ("intake", "read"):
                 checked, unchecked = row[f"{kind}_on"], row[f"{kind}_off"]
-                slower = 100 * (1 - checked["rps"] / unchecked["rps"])
+                slower = 100 * (1 - checked["rate"] / unchecked["rate"])
                 row[f"{kind}_slowdown_pct"] = round(slower, 1)
                 say(
-                    f"round {i + 1} {kind}: on {checked['rps']:.0f} req/s "
-                    f"(p99 {checked['p99_ms']:.0f} ms), off {unchecked['rps']:.0f} req/s "
+                    f"round {i + 1} {kind}: on {checked['rate']:.0f} req/s "
+                    f"(p99 {checked['p99_ms']:.0f} ms), off {unchecked['rate']:.0f} req/s "
                     f"(p99 {unchecked['p99_ms']:.0f} ms): {slower:+.1f} % with checks on"
                 )
             results["rounds"].append(row)

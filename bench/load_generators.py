@@ -44,13 +44,22 @@ def require(generators: tuple[str, ...]) -> None:
         )
 
 
-def load(generator: str, url: str, body: Path, count: int, concurrency: int) -> dict[str, Any]:
-    """POST ``body`` to ``url`` ``count`` times, ``concurrency`` in flight; the figures."""
+def load(
+    generator: str,
+    url: str,
+    body: Path | None,
+    count: int,
+    concurrency: int,
+    *,
+    bearer: str | None = None,
+) -> dict[str, Any]:
+    """``count`` requests to ``url`` (POSTs of ``body``, else GETs), ``concurrency`` in
+    flight, signed in with ``bearer`` (else :func:`token`); the figures."""
     if generator == "hey":
-        command = hey_command(url, count, concurrency, body=body)
+        command = hey_command(url, count, concurrency, body=body, bearer=bearer)
         parse = hey_figures
     elif generator == "ab":
-        command = ab_command(url, count, concurrency, body=body)
+        command = ab_command(url, count, concurrency, body=body, bearer=bearer)
         parse = ab_figures
     else:
         raise ValueError(f"unknown load generator {generator!r}: one of {GENERATORS}")
@@ -59,14 +68,15 @@ def load(generator: str, url: str, body: Path, count: int, concurrency: int) -> 
 
 
 def hey_command(
-    url: str, count: int, concurrency: int, *, body: Path, bearer: str | None = None
+    url: str, count: int, concurrency: int, *, body: Path | None = None, bearer: str | None = None
 ) -> list[str]:
-    """``hey`` POSTing ``body``: each of ``concurrency`` workers sends ``count // concurrency``
-    requests on its own kept-alive connection (so ``count`` is rounded down to a multiple)."""
-    return [
-        "hey", "-n", str(count), "-c", str(concurrency), "-m", "POST", "-D", str(body),
-        "-T", "application/fhir+json", "-H", f"Authorization: Bearer {bearer or token()}", url,
-    ]  # fmt: skip
+    """``hey`` POSTing ``body`` (else GETs): each of ``concurrency`` workers sends
+    ``count // concurrency`` requests on its own kept-alive connection (so ``count`` is
+    rounded down to a multiple)."""
+    command = ["hey", "-n", str(count), "-c", str(concurrency)]
+    if body is not None:
+        command += ["-m", "POST", "-D", str(body), "-T", "application/fhir+json"]
+    return [*command, "-H", f"Authorization: Bearer {bearer or token()}", url]
 
 
 def hey_figures(command: list[str], out: str) -> dict[str, Any]:
