@@ -221,7 +221,7 @@ def _postgres_verdict(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _clean(figures: dict[str, Any]) -> bool:
-    return figures["failed"] + figures["non_2xx"] == 0
+    return bool(figures["failed"] + figures["non_2xx"] == 0)
 
 
 def _met(met: bool) -> str:

@@ -352,7 +352,7 @@ async def run(args: argparse.Namespace, hapi: Hapi) -> dict[str, Any]:
         svc_tally: collections.Counter[str] = collections.Counter()
         for d in delivered:
             svc_tally.update(_statuses((d.get("response") or {}).get("entries") or []))
-        service_fig = {
+        service_fig: dict[str, Any] = {
             "wall_s": round(wall, 3),
             "sessions_per_s": round(n / wall, 2),
             "wall_from_live_s": round(max(times) - on.live_at, 3),
