@@ -5,15 +5,15 @@ sandbox that demands tokens, and an admin client for arranging data in it."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
 
 from harness.live_service import free_port
+from harness.local_http import serving
 from sandbox.hapi_server import HapiSandbox
 from sandbox.keycloak_server import REALM, KeycloakSandbox
 
@@ -39,14 +39,8 @@ def serving_jwks(keys: list[dict[str, Any]]) -> Iterator[str]:
         def log_message(self, *args: Any) -> None:
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as base:
+        yield f"{base}/.well-known/jwks.json"
 
 
 def set_client_jwks_url(keycloak: KeycloakSandbox, client_id: str, jwks_url: str) -> None:
