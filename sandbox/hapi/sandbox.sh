@@ -36,8 +36,17 @@ BASE_URL="http://127.0.0.1:$PORT/fhir"
 STAMP="$TARGET/.build-stamp"
 CLASSPATH_FILE="$TARGET/classpath.txt"
 BUILD_LOG="$TARGET/build.log"
+# For the launcher library: pid file, readiness wait, stop, status.
+LOG_TAG="hapi-sandbox"
+READY_PROBE=metadata_ok
+READY_URL="$BASE_URL/metadata"
+SERVED="$BASE_URL"
+FOREIGN="a FHIR server answers at $BASE_URL"
+STATUS_NOTE=""
+PROCESS_GROUP=0 # the pid is the JVM itself (the inner shell execs java)
 
-log() { echo "[hapi-sandbox] $*" >&2; }
+# shellcheck source=SCRIPTDIR/../lib/launcher.sh
+source "$HERE/../lib/launcher.sh"
 
 # Hash of everything that affects the build output.
 source_hash() {
@@ -84,15 +93,6 @@ cmd_build() {
     log "build: done in $((SECONDS - t0)) s"
 }
 
-# The pid recorded in the pid file, if that process is still alive.
-running_pid() {
-    [[ -f "$PID_FILE" ]] || return 1
-    local pid
-    pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-    echo "$pid"
-}
-
 # True when GET /fhir/metadata answers 200 with a CapabilityStatement.
 metadata_ok() {
     local body
@@ -101,11 +101,6 @@ metadata_ok() {
 }
 
 # Fills the array JAVA_CMD with the server command line (extra args are passed to the app).
-# True when something accepts TCP connections on 127.0.0.1:$PORT.
-port_in_use() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null
-}
-
 java_cmd() {
     local cp
     cp="$TARGET/classes:$(cat "$CLASSPATH_FILE")"
@@ -113,78 +108,16 @@ java_cmd() {
     JAVA_CMD=("$JAVA" $JAVA_OPTS -cp "$cp" "$MAIN_CLASS" "--server.port=$PORT" "$@")
 }
 
-# wait_ready PID: poll /fhir/metadata until ready, the process dies, or the timeout.
-wait_ready() {
-    local pid="${1:-}" t0=$SECONDS
-    log "waiting for $BASE_URL/metadata (timeout ${START_TIMEOUT} s) "
-    while true; do
-        if metadata_ok; then
-            echo >&2
-            log "ready after $((SECONDS - t0)) s: $BASE_URL"
-            return 0
-        fi
-        if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
-            echo >&2
-            log "server process $pid died; last 50 lines of $LOG:"
-            tail -n 50 "$LOG" >&2 || true
-            rm -f "$PID_FILE"
-            return 1
-        fi
-        if ((SECONDS - t0 >= START_TIMEOUT)); then
-            echo >&2
-            log "timed out after ${START_TIMEOUT} s; last 50 lines of $LOG:"
-            tail -n 50 "$LOG" >&2 || true
-            return 1
-        fi
-        local el=$((SECONDS - t0))
-        if ((el > 0 && el % 10 == 0)); then printf '%ss' "$el" >&2; else printf '.' >&2; fi
-        sleep 1
-    done
-}
-
-cmd_start() {
-    local pid
-    if metadata_ok; then
-        if pid="$(running_pid)"; then
-            log "already running (pid $pid) at $BASE_URL"
-        else
-            log "a FHIR server already answers at $BASE_URL (not started by this script); using it"
-        fi
-        return 0
-    fi
-    if pid="$(running_pid)"; then
-        log "process $pid from $PID_FILE is still starting"
-        wait_ready "$pid"
-        return $?
-    fi
-    if port_in_use; then
+# What start does when nothing answers at $BASE_URL and no process of ours is starting.
+start_fresh() {
+    if port_in_use "$PORT"; then
         log "port $PORT is taken by something that is not a FHIR server (no CapabilityStatement at $BASE_URL/metadata); set HAPI_PORT"
         return 1
     fi
     cmd_build
-    mkdir -p "$(dirname "$LOG")" "$(dirname "$PID_FILE")"
     java_cmd
     log "starting on port $PORT (log: $LOG)"
-    : >"$LOG"
-    # setsid: own session, so the server survives the calling shell; the inner shell writes its own
-    # pid and then execs java, so the pid file names the JVM itself.
-    rm -f "$PID_FILE"
-    nohup setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE" "${JAVA_CMD[@]}" \
-        </dev/null >>"$LOG" 2>&1 &
-    local i
-    for i in $(seq 1 50); do
-        [[ -s "$PID_FILE" ]] && break
-        sleep 0.1
-    done
-    pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-    log "pid ${pid:-?}"
-    if ! wait_ready "$pid"; then
-        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-            log "stopping the unready server"
-            cmd_stop || true
-        fi
-        return 1
-    fi
+    spawn "${JAVA_CMD[@]}" || return 1
     warmup
 }
 
@@ -199,84 +132,17 @@ warmup() {
     log "warm-up \$validate: HTTP $code in $((SECONDS - t0)) s"
 }
 
-cmd_stop() {
-    local pid
-    if ! pid="$(running_pid)"; then
-        rm -f "$PID_FILE"
-        if metadata_ok; then
-            log "not started by this script, but something answers at $BASE_URL; leaving it alone"
-        else
-            log "not running"
-        fi
-        return 0
-    fi
-    log "stopping pid $pid (SIGTERM, up to ${STOP_TIMEOUT} s)"
-    kill -TERM "$pid" 2>/dev/null || true
-    local t0=$SECONDS
-    while kill -0 "$pid" 2>/dev/null; do
-        if ((SECONDS - t0 >= STOP_TIMEOUT)); then
-            log "still alive after ${STOP_TIMEOUT} s, sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            break
-        fi
-        sleep 0.5
-    done
-    rm -f "$PID_FILE"
-    log "stopped"
-}
-
-cmd_status() {
-    local pid rss
-    if pid="$(running_pid)"; then
-        rss="$(ps -o rss= -p "$pid" 2>/dev/null | tr -d ' ' || true)"
-        if metadata_ok; then
-            log "running: pid $pid, RSS ${rss:-?} KiB, ready at $BASE_URL"
-        else
-            log "running: pid $pid, RSS ${rss:-?} KiB, not answering yet at $BASE_URL"
-        fi
-        return 0
-    fi
-    if metadata_ok; then
-        log "a FHIR server answers at $BASE_URL (no pid file: not started by this script)"
-        return 0
-    fi
-    log "not running"
-    return 3
-}
-
-cmd_wait() {
-    local pid=""
-    pid="$(running_pid || true)"
-    wait_ready "$pid"
-}
-
 cmd_run() {
     cmd_build
     java_cmd "$@"
     exec "${JAVA_CMD[@]}"
 }
 
-usage() {
-    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
-}
-
 main() {
-    local sub="${1:-}"
-    [[ $# -gt 0 ]] && shift
-    case "$sub" in
-        build) cmd_build "$@" ;;
-        start) cmd_start ;;
-        stop) cmd_stop ;;
-        restart) cmd_stop && cmd_start ;;
-        status) cmd_status ;;
-        wait) cmd_wait ;;
-        run) cmd_run "$@" ;;
-        -h | --help | help | "") usage ;;
-        *)
-            log "unknown command: $sub"
-            usage
-            exit 2
-            ;;
+    case "${1:-}" in
+        build) cmd_build "${@:2}" ;;
+        run) cmd_run "${@:2}" ;;
+        *) launcher_main "$@" ;;
     esac
 }
 

@@ -56,8 +56,19 @@ PREFERRED_JAVA=21
 # Build-time options: kept fixed, because changing them re-augments lib/quarkus of the shared
 # distribution (about 25 s) under any other instance running from it.
 BUILD_OPTS=(--cache=local --health-enabled=true --metrics-enabled=false)
+# For the launcher library: pid file, readiness wait, stop, status.
+LOG_TAG="keycloak-sandbox"
+READY_PROBE=discovery_ok
+READY_URL="$DISCOVERY_URL"
+SERVED="issuer $ISSUER"
+FOREIGN="realm $REALM answers at $BASE_URL"
+STATUS_NOTE="(admin console $BASE_URL/admin/, health http://127.0.0.1:$MGMT_PORT/health/ready)"
+# The pid is kc.sh, which runs java as its child (or execs it after a re-augmentation) and
+# forwards SIGTERM to it; only a SIGKILL has to reach the whole group.
+PROCESS_GROUP=1
 
-log() { echo "[keycloak-sandbox] $*" >&2; }
+# shellcheck source=SCRIPTDIR/../lib/launcher.sh
+source "$HERE/../lib/launcher.sh"
 
 java_bin() { echo "${KC_JAVA_HOME:+$KC_JAVA_HOME/bin/}java"; }
 
@@ -142,15 +153,6 @@ cmd_fetch() {
     log "fetch: keycloak $VERSION ready in $KC_HOME after $((SECONDS - t0)) s"
 }
 
-# The pid recorded in the pid file, if that process is still alive.
-running_pid() {
-    [[ -f "$PID_FILE" ]] || return 1
-    local pid
-    pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-    echo "$pid"
-}
-
 # True when the realm's discovery document answers 200 with the expected issuer.
 discovery_ok() {
     local body
@@ -163,39 +165,6 @@ discovery_other_issuer() {
     local body
     body="$(curl -fsS --max-time 5 "$DISCOVERY_URL" 2>/dev/null)" || return 1
     [[ "$body" == *'"issuer"'* && "$body" != *"\"issuer\":\"$ISSUER\""* ]]
-}
-
-port_in_use() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# wait_ready PID: poll the discovery document until ready, the process dies, or the timeout.
-wait_ready() {
-    local pid="${1:-}" t0=$SECONDS
-    log "waiting for $DISCOVERY_URL (timeout ${START_TIMEOUT} s) "
-    while true; do
-        if discovery_ok; then
-            echo >&2
-            log "ready after $((SECONDS - t0)) s: issuer $ISSUER"
-            return 0
-        fi
-        if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
-            echo >&2
-            log "server process $pid died; last 50 lines of $LOG:"
-            tail -n 50 "$LOG" >&2 || true
-            rm -f "$PID_FILE"
-            return 1
-        fi
-        if ((SECONDS - t0 >= START_TIMEOUT)); then
-            echo >&2
-            log "timed out after ${START_TIMEOUT} s; last 50 lines of $LOG:"
-            tail -n 50 "$LOG" >&2 || true
-            return 1
-        fi
-        local el=$((SECONDS - t0))
-        if ((el > 0 && el % 10 == 0)); then printf '%ss' "$el" >&2; else printf '.' >&2; fi
-        sleep 1
-    done
 }
 
 # Wipe this port's data dir if it was created from another realm file or Keycloak version:
@@ -214,9 +183,8 @@ check_data_dir() {
 }
 
 launch() {
-    local pid
     check_data_dir
-    mkdir -p "$DATA_DIR" "$KC_HOME/data/import" "$(dirname "$LOG")" "$(dirname "$PID_FILE")"
+    mkdir -p "$DATA_DIR" "$KC_HOME/data/import"
     # The import dir is fixed (<home>/data/import) and shared by all ports; the files are the
     # same: the demo realm, and "elsewhere" (another issuer, for the tests' wrong-issuer case).
     local realm_file
@@ -240,47 +208,15 @@ launch() {
     # shellcheck disable=SC2206
     [[ -n "${KEYCLOAK_EXTRA_ARGS:-}" ]] && cmd+=(${KEYCLOAK_EXTRA_ARGS})
     log "starting keycloak $VERSION with Java $(java_major) ($(java_bin)) on port $PORT, management $MGMT_PORT (data: $DATA_DIR, log: $LOG)"
-    : >"$LOG"
-    rm -f "$PID_FILE"
-    # setsid: own session and process group, so the server survives the calling shell and stop can
-    # kill the whole group. The inner shell writes its pid, then execs kc.sh (which runs java).
-    KC_BOOTSTRAP_ADMIN_USERNAME="${KEYCLOAK_ADMIN_USER:-admin}" \
+    spawn env KC_BOOTSTRAP_ADMIN_USERNAME="${KEYCLOAK_ADMIN_USER:-admin}" \
         KC_BOOTSTRAP_ADMIN_PASSWORD="${KEYCLOAK_ADMIN_PASSWORD:-admin}" \
         JAVA_OPTS="$JAVA_OPTS_KC" JAVA_HOME="$KC_JAVA_HOME" \
-        nohup setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE" "${cmd[@]}" \
-        </dev/null >>"$LOG" 2>&1 &
-    local i
-    for i in $(seq 1 50); do
-        [[ -s "$PID_FILE" ]] && break
-        sleep 0.1
-    done
-    pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-    log "pid ${pid:-?}"
-    if ! wait_ready "$pid"; then
-        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-            log "stopping the unready server"
-            cmd_stop || true
-        fi
-        return 1
-    fi
+        "${cmd[@]}" || return 1
     realm_hash >"$REALM_STAMP"
 }
 
-cmd_start() {
-    local pid
-    if discovery_ok; then
-        if pid="$(running_pid)"; then
-            log "already running (pid $pid): issuer $ISSUER"
-        else
-            log "a Keycloak with realm $REALM already answers at $BASE_URL (not started by this script); using it"
-        fi
-        return 0
-    fi
-    if pid="$(running_pid)"; then
-        log "process $pid from $PID_FILE is still starting"
-        wait_ready "$pid"
-        return $?
-    fi
+# What start does when the realm does not answer and no process of ours is starting.
+start_fresh() {
     if discovery_other_issuer; then
         log "realm $REALM at $BASE_URL has another issuer than $ISSUER (other KEYCLOAK_HOSTNAME?); stop it first"
         return 1
@@ -311,58 +247,6 @@ cmd_start() {
     return "$rc"
 }
 
-cmd_stop() {
-    local pid
-    if ! pid="$(running_pid)"; then
-        rm -f "$PID_FILE"
-        if discovery_ok; then
-            log "not started by this script, but realm $REALM answers at $BASE_URL; leaving it alone"
-        else
-            log "not running"
-        fi
-        return 0
-    fi
-    log "stopping pid $pid (SIGTERM, up to ${STOP_TIMEOUT} s)"
-    # kc.sh forwards SIGTERM to its java child (or is java itself after a re-augmentation exec).
-    kill -TERM "$pid" 2>/dev/null || true
-    local t0=$SECONDS
-    while kill -0 "$pid" 2>/dev/null || pgrep -g "$pid" >/dev/null 2>&1; do
-        if ((SECONDS - t0 >= STOP_TIMEOUT)); then
-            log "still alive after ${STOP_TIMEOUT} s, sending SIGKILL to process group $pid"
-            kill -KILL -- "-$pid" 2>/dev/null || true
-            break
-        fi
-        sleep 0.5
-    done
-    rm -f "$PID_FILE"
-    log "stopped"
-}
-
-cmd_status() {
-    local pid rss
-    if pid="$(running_pid)"; then
-        rss="$(ps -o rss= -g "$pid" 2>/dev/null | awk '{s += $1} END {print s}' || true)"
-        if discovery_ok; then
-            log "running: pid $pid, RSS ${rss:-?} KiB, ready: issuer $ISSUER (admin console $BASE_URL/admin/, health http://127.0.0.1:$MGMT_PORT/health/ready)"
-        else
-            log "running: pid $pid, RSS ${rss:-?} KiB, not answering yet at $DISCOVERY_URL"
-        fi
-        return 0
-    fi
-    if discovery_ok; then
-        log "realm $REALM answers at $BASE_URL (no pid file: not started by this script)"
-        return 0
-    fi
-    log "not running"
-    return 3
-}
-
-cmd_wait() {
-    local pid=""
-    pid="$(running_pid || true)"
-    wait_ready "$pid"
-}
-
 cmd_wipe() {
     if running_pid >/dev/null; then
         log "refusing to wipe $DATA_DIR while keycloak runs on port $PORT; stop it first"
@@ -372,27 +256,11 @@ cmd_wipe() {
     log "wiped $DATA_DIR"
 }
 
-usage() {
-    sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
-}
-
 main() {
-    local sub="${1:-}"
-    [[ $# -gt 0 ]] && shift
-    case "$sub" in
-        fetch) cmd_fetch "$@" ;;
-        start) cmd_start ;;
-        stop) cmd_stop ;;
-        restart) cmd_stop && cmd_start ;;
-        status) cmd_status ;;
-        wait) cmd_wait ;;
+    case "${1:-}" in
+        fetch) cmd_fetch "${@:2}" ;;
         wipe) cmd_wipe ;;
-        -h | --help | help | "") usage ;;
-        *)
-            log "unknown command: $sub"
-            usage
-            exit 2
-            ;;
+        *) launcher_main "$@" ;;
     esac
 }
 
