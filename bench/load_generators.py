@@ -25,7 +25,7 @@ from typing import Any, Final
 from bench._common import bench_issuer
 
 GENERATORS: Final = ("hey", "ab")
-"""Names of the generators :func:`load` runs; ``hey`` first, as the one judged."""
+"""Names of the generators :func:`load` runs (``bench/native.py`` judges each on its own)."""
 PACKAGES: Final = {"hey": "hey", "ab": "apache2-utils"}
 """The Debian package of each (``scripts/system-deps.sh`` installs them)."""
 
