@@ -9,9 +9,11 @@
 Both leave the server's cores to the server far better than a Python client would. Every
 request is signed in with a token of the benchmark's issuer (:func:`token`).
 
-Figures of either: ``rate`` (req/s), ``p50_ms``/``p99_ms``/``p100_ms``, ``failed``
-(connection errors, timeouts), ``non_2xx``, ``requests`` (answered) and ``command`` (the
-token hidden).
+Figures of either: ``rate`` (req/s, as the generator counts them: failures included),
+``p50_ms``/``p99_ms``/``p100_ms`` (None when there is no answer to time), ``failed``
+(connection errors, resets, timeouts), ``non_2xx``, ``requests`` (done, as the generator
+counts them) and ``command`` (the token hidden). A run with failures or non-2xx answers says
+nothing about speed: the benchmarks judge only clean runs.
 """
 
 from __future__ import annotations
@@ -52,23 +54,36 @@ def load(
     concurrency: int,
     *,
     bearer: str | None = None,
+    sign_in: bool = True,
 ) -> dict[str, Any]:
     """``count`` requests to ``url`` (POSTs of ``body``, else GETs), ``concurrency`` in
-    flight, signed in with ``bearer`` (else :func:`token`); the figures."""
+    flight, signed in with ``bearer`` (else :func:`token`; none with ``sign_in=False``); the
+    figures. A generator that stops with an error raises ``RuntimeError`` with what it said
+    (the token hidden)."""
     if generator == "hey":
-        command = hey_command(url, count, concurrency, body=body, bearer=bearer)
+        command = hey_command(url, count, concurrency, body=body, bearer=bearer, sign_in=sign_in)
         parse = hey_figures
     elif generator == "ab":
-        command = ab_command(url, count, concurrency, body=body, bearer=bearer)
+        command = ab_command(url, count, concurrency, body=body, bearer=bearer, sign_in=sign_in)
         parse = ab_figures
     else:
         raise ValueError(f"unknown load generator {generator!r}: one of {GENERATORS}")
-    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout  # noqa: S603
-    return parse(command, out)
+    try:
+        done = subprocess.run(command, check=True, capture_output=True, text=True)  # noqa: S603
+    except subprocess.CalledProcessError as exc:  # its text would show the token
+        said = (exc.stderr or exc.stdout or "").strip()[-1000:]
+        raise RuntimeError(f"{_shown(command)} exited {exc.returncode}: {said}") from None
+    return parse(command, done.stdout)
 
 
 def hey_command(
-    url: str, count: int, concurrency: int, *, body: Path | None = None, bearer: str | None = None
+    url: str,
+    count: int,
+    concurrency: int,
+    *,
+    body: Path | None = None,
+    bearer: str | None = None,
+    sign_in: bool = True,
 ) -> list[str]:
     """``hey`` POSTing ``body`` (else GETs): each of ``concurrency`` workers sends
     ``count // concurrency`` requests on its own kept-alive connection (so ``count`` is
@@ -76,7 +91,7 @@ def hey_command(
     command = ["hey", "-n", str(count), "-c", str(concurrency)]
     if body is not None:
         command += ["-m", "POST", "-D", str(body), "-T", "application/fhir+json"]
-    return [*command, "-H", f"Authorization: Bearer {bearer or token()}", url]
+    return [*command, *_authorization(bearer, sign_in), url]
 
 
 def hey_figures(command: list[str], out: str) -> dict[str, Any]:
@@ -94,17 +109,26 @@ def hey_figures(command: list[str], out: str) -> dict[str, Any]:
     figures["failed"] = sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]", errors, re.M))
     figures["non_2xx"] = sum(n for code, n in statuses.items() if not 200 <= code < 300)
     figures["requests"] = sum(statuses.values())
+    if not figures["requests"]:  # hey still prints a "Slowest: 0.0000 secs"
+        figures["p100_ms"] = None
     return figures
 
 
 def ab_command(
-    url: str, count: int, concurrency: int, *, body: Path | None = None, bearer: str | None = None
+    url: str,
+    count: int,
+    concurrency: int,
+    *,
+    body: Path | None = None,
+    bearer: str | None = None,
+    sign_in: bool = True,
 ) -> list[str]:
-    """``ab -k`` sending ``count`` requests (POSTs of ``body``, else GETs), signed in."""
-    command = ["ab", "-k", "-q", "-c", str(concurrency), "-n", str(count)]
+    """``ab -k`` sending ``count`` requests (POSTs of ``body``, else GETs). ``-r``: a socket
+    error is counted as a failure, not the end of the run."""
+    command = ["ab", "-k", "-r", "-q", "-c", str(concurrency), "-n", str(count)]
     if body is not None:
         command += ["-p", str(body), "-T", "application/fhir+json"]
-    return [*command, "-H", f"Authorization: Bearer {bearer or token()}", url]
+    return [*command, *_authorization(bearer, sign_in), url]
 
 
 def ab_figures(command: list[str], out: str) -> dict[str, Any]:
@@ -123,6 +147,10 @@ def ab_figures(command: list[str], out: str) -> dict[str, Any]:
         found = re.search(rf"^\s+{pct}%\s+(\d+)", out, re.MULTILINE)
         figures[f"p{pct}_ms"] = int(found.group(1)) if found else None
     return figures
+
+
+def _authorization(bearer: str | None, sign_in: bool) -> list[str]:
+    return ["-H", f"Authorization: Bearer {bearer or token()}"] if sign_in else []
 
 
 def _shown(command: list[str]) -> str:

@@ -17,9 +17,6 @@ not blur the figures. Both phases start the service as its own process (no HAPI 
 from __future__ import annotations
 
 import argparse
-import re
-import shutil
-import subprocess
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +26,7 @@ import httpx
 from sqlalchemy import insert
 
 from bench._common import Hapi, Service, machine_note, remove_scratch, say
+from bench.load_generators import load
 from harness.fhir_payloads import medication_request
 from harness.hung_ehr import hung_ehr
 from harness.timelines import completed_timeline, run_session, start_of_yesterday
@@ -50,33 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def ab(
-    url: str, requests: int, concurrency: int, headers: dict[str, str] | None = None
-) -> dict[str, Any]:
-    """Run ``ab`` and read its summary: req/s, percentiles (ms), non-2xx count."""
-    if shutil.which("ab") is None:
-        raise RuntimeError("ab is missing: apt-get install apache2-utils")
-    extra = [arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")]
-    out = subprocess.run(  # noqa: S603
-        ["ab", "-q", "-n", str(requests), "-c", str(concurrency), *extra, url],  # noqa: S607
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    pct = {int(p): float(ms) for p, ms in re.findall(r"^\s+(\d+)%\s+(\d+)", out, re.M)}
-    non2xx = re.search(r"Non-2xx responses:\s+(\d+)", out)
-    # ab counts a body whose length differs from the first one as "failed (Length)"; ours
-    # vary (ages, counters), so only connect/receive/exception failures are failures here.
-    broken = re.search(r"Connect: (\d+), Receive: (\d+), Length: \d+, Exceptions: (\d+)", out)
-    return {
-        "command": f"ab -q -n {requests} -c {concurrency}{' -H <token>' if extra else ''} {url}",
-        "req_per_s": float(re.search(r"Requests per second:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-        "p50_ms": pct.get(50),
-        "p99_ms": pct.get(99),
-        "max_ms": pct.get(100),
-        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
-        "failed": sum(int(n) for n in broken.groups()) if broken else 0,
-    }
+def ab(url: str, requests: int, concurrency: int, *, bearer: str | None = None) -> dict[str, Any]:
+    """GETs under ``ab`` (``bench.load_generators``), signed in only with ``bearer``."""
+    return load("ab", url, None, requests, concurrency, bearer=bearer, sign_in=bearer is not None)
 
 
 def readiness_phase(tmp: Path, requests: int) -> dict[str, Any]:
@@ -140,7 +114,8 @@ def metrics_phase(tmp: Path, requests: int, rows: int) -> dict[str, Any]:
         # sign-in is on, as in production: the scrape carries a bearer token (a scraper's)
         scrape_headers = service.auth_headers
         body = httpx.get(f"{service.base_url}/metrics", headers=scrape_headers).text
-        scrape = ab(f"{service.base_url}/metrics", requests, 4, scrape_headers)
+        bearer = scrape_headers["Authorization"].removeprefix("Bearer ")
+        scrape = ab(f"{service.base_url}/metrics", requests, 4, bearer=bearer)
         live = ab(f"{service.base_url}/health/live", requests, 4)
     finally:
         service.stop()
@@ -149,8 +124,8 @@ def metrics_phase(tmp: Path, requests: int, rows: int) -> dict[str, Any]:
 
 def _line(name: str, r: dict[str, Any]) -> str:
     return (
-        f"{name:<28} {r['req_per_s']:>8.0f} req/s  p50 {r['p50_ms']:>5.0f} ms  "
-        f"p99 {r['p99_ms']:>5.0f} ms  max {r['max_ms']:>5.0f} ms  non-2xx {r['non_2xx']}  "
+        f"{name:<28} {r['rate']:>8.0f} req/s  p50 {r['p50_ms']:>5.0f} ms  "
+        f"p99 {r['p99_ms']:>5.0f} ms  max {r['p100_ms']:>5.0f} ms  non-2xx {r['non_2xx']}  "
         f"failed {r['failed']}"
     )
 
@@ -168,7 +143,7 @@ async def run(args: argparse.Namespace, hapi: Hapi) -> dict[str, Any]:
         metrics = metrics_phase(tmp, requests, rows)
         say(_line(f"/metrics ({rows} outbox rows)", metrics["metrics"]))
         say(_line("/health/live (same run)", metrics["live"]))
-        ratio = metrics["live"]["req_per_s"] / metrics["metrics"]["req_per_s"]
+        ratio = metrics["live"]["rate"] / metrics["metrics"]["rate"]
         say(f"a scrape costs {ratio:.1f}x a liveness probe; body {metrics['bytes']} bytes")
     finally:
         remove_scratch(tmp)

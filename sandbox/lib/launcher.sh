@@ -185,7 +185,10 @@ launcher_main() {
     case "$sub" in
         start) cmd_start ;;
         stop) cmd_stop ;;
-        restart) cmd_stop && cmd_start ;;
+        restart)  # not `&&`: set -e must still stop a failing start (cmd_stop always succeeds)
+            cmd_stop
+            cmd_start
+            ;;
         status) cmd_status ;;
         wait) cmd_wait ;;
         -h | --help | help | "") usage ;;

@@ -4,6 +4,7 @@ answers, non-2xx answers and connection failures are counted, not mistaken for e
 
 from __future__ import annotations
 
+import itertools
 import socket
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
@@ -11,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from bench import load_generators
-from bench.load_generators import load
+from bench.load_generators import GENERATORS, load
 from harness.local_http import serving
 
 COUNT = 40
 CONCURRENCY = 4
+SECRET = "eyJ-not-a-real-token"
+_serial = itertools.count()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -24,8 +26,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        ok = self.path == "/created" and self.headers.get("Authorization", "").startswith("Bearer ")
+        signed_in = self.headers.get("Authorization", "").startswith("Bearer ")
+        ok = self.path in ("/created", "/varying") and signed_in
         body = b'{"resourceType":"MedicationRequest"}' if ok else b"{}"
+        if self.path == "/varying":  # answers of different lengths, as the service's are
+            body = b'{"resourceType":"MedicationRequest","id":"%d"}' % next(_serial)
         self.send_response(201 if ok else 400)
         self.send_header("Content-Type", "application/fhir+json")
         self.send_header("Content-Length", str(len(body)))
@@ -52,7 +57,7 @@ def body(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("generator", load_generators.GENERATORS)
+@pytest.mark.parametrize("generator", GENERATORS)
 def test_answers_are_counted_with_their_latencies(generator: str, server: str, body: Path) -> None:
     figures = load(generator, f"{server}/created", body, COUNT, CONCURRENCY)
 
@@ -64,7 +69,18 @@ def test_answers_are_counted_with_their_latencies(generator: str, server: str, b
     assert "eyJ" not in figures["command"]  # the token itself is never shown
 
 
-@pytest.mark.parametrize("generator", load_generators.GENERATORS)
+@pytest.mark.parametrize("generator", GENERATORS)
+def test_answers_of_different_lengths_are_no_failures(
+    generator: str, server: str, body: Path
+) -> None:
+    # ab calls an answer whose length differs from the first one's a failure ("Length")
+    figures = load(generator, f"{server}/varying", body, COUNT, CONCURRENCY)
+
+    assert figures["requests"] == COUNT
+    assert figures["failed"] == figures["non_2xx"] == 0
+
+
+@pytest.mark.parametrize("generator", GENERATORS)
 def test_non_2xx_answers_are_counted(generator: str, server: str, body: Path) -> None:
     figures = load(generator, f"{server}/refused", body, COUNT, CONCURRENCY)
 
@@ -73,15 +89,30 @@ def test_non_2xx_answers_are_counted(generator: str, server: str, body: Path) ->
     assert figures["failed"] == 0
 
 
-def test_hey_counts_connection_failures(body: Path) -> None:
+@pytest.mark.parametrize("generator", GENERATORS)
+def test_connection_failures_are_counted_not_timed(generator: str, body: Path) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    figures = load("hey", f"http://127.0.0.1:{port}/created", body, COUNT, CONCURRENCY)
+    figures = load(generator, f"http://127.0.0.1:{port}/created", body, COUNT, CONCURRENCY)
 
-    assert figures["failed"] == COUNT
-    assert figures["requests"] == 0
-    assert figures["p99_ms"] is None
+    assert figures["failed"] >= COUNT
+    assert figures["non_2xx"] == 0
+    if generator == "hey":  # ab times its failed attempts too
+        assert figures["requests"] == 0
+        assert figures["p50_ms"] is figures["p99_ms"] is figures["p100_ms"] is None
+
+
+def test_a_generator_that_stops_with_an_error_is_reported_without_the_token(
+    server: str, body: Path
+) -> None:
+    with pytest.raises(RuntimeError) as raised:  # hey refuses fewer requests than workers
+        load("hey", f"{server}/created", body, 2, CONCURRENCY, bearer=SECRET)
+
+    assert "exited 1" in str(raised.value)
+    assert "Bearer <token>" in str(raised.value)
+    assert SECRET not in str(raised.value)
+    assert raised.value.__suppress_context__  # the traceback does not show the command either
 
 
 def test_an_unknown_generator_is_refused(body: Path) -> None:
