@@ -30,6 +30,7 @@ GENERATORS: Final = ("hey", "ab")
 """Names of the generators :func:`load` runs (``bench/native.py`` judges each on its own)."""
 PACKAGES: Final = {"hey": "hey", "ab": "apache2-utils"}
 """The Debian package of each (``scripts/system-deps.sh`` installs them)."""
+FHIR_JSON: Final = "application/fhir+json"
 
 
 def token() -> str:
@@ -60,23 +61,17 @@ def load(
     flight, signed in with ``bearer`` (else :func:`token`; none with ``sign_in=False``); the
     figures. A generator that stops with an error raises ``RuntimeError`` with what it said
     (the token hidden)."""
-    if generator == "hey":
-        command = hey_command(url, count, concurrency, body=body, bearer=bearer, sign_in=sign_in)
-        parse = hey_figures
-    elif generator == "ab":
-        command = ab_command(url, count, concurrency, body=body, bearer=bearer, sign_in=sign_in)
-        parse = ab_figures
-    else:
-        raise ValueError(f"unknown load generator {generator!r}: one of {GENERATORS}")
+    args = command(generator, url, count, concurrency, body=body, bearer=bearer, sign_in=sign_in)
     try:
-        done = subprocess.run(command, check=True, capture_output=True, text=True)  # noqa: S603
+        done = subprocess.run(args, check=True, capture_output=True, text=True)  # noqa: S603
     except subprocess.CalledProcessError as exc:  # its text would show the token
         said = (exc.stderr or exc.stdout or "").strip()[-1000:]
-        raise RuntimeError(f"{_shown(command)} exited {exc.returncode}: {said}") from None
-    return parse(command, done.stdout)
+        raise RuntimeError(f"{_shown(args)} exited {exc.returncode}: {said}") from None
+    return figures(generator, args, done.stdout)
 
 
-def hey_command(
+def command(
+    generator: str,
     url: str,
     count: int,
     concurrency: int,
@@ -85,77 +80,72 @@ def hey_command(
     bearer: str | None = None,
     sign_in: bool = True,
 ) -> list[str]:
-    """``hey`` POSTing ``body`` (else GETs): each of ``concurrency`` workers sends
-    ``count // concurrency`` requests on its own kept-alive connection (so ``count`` is
-    rounded down to a multiple)."""
-    command = ["hey", "-n", str(count), "-c", str(concurrency)]
+    """The command line: POSTs of ``body`` (else GETs), signed in as :func:`load` says.
+
+    ``hey``: each of ``concurrency`` workers sends ``count // concurrency`` requests on its own
+    kept-alive connection (so ``count`` is rounded down to a multiple). ``ab -k -r``: ``-r``
+    counts a socket error as a failure instead of ending the run."""
+    if generator == "hey":
+        args = ["hey", "-n", str(count), "-c", str(concurrency)]
+        post = ["-m", "POST", "-D", str(body), "-T", FHIR_JSON]
+    elif generator == "ab":
+        args = ["ab", "-k", "-r", "-q", "-c", str(concurrency), "-n", str(count)]
+        post = ["-p", str(body), "-T", FHIR_JSON]
+    else:
+        raise ValueError(f"unknown load generator {generator!r}: one of {GENERATORS}")
     if body is not None:
-        command += ["-m", "POST", "-D", str(body), "-T", "application/fhir+json"]
-    return [*command, *_authorization(bearer, sign_in), url]
+        args += post
+    if sign_in:
+        args += ["-H", f"Authorization: Bearer {bearer or token()}"]
+    return [*args, url]
 
 
-def hey_figures(command: list[str], out: str) -> dict[str, Any]:
+def figures(generator: str, args: list[str], out: str) -> dict[str, Any]:
+    """The figures of ``generator``'s report ``out`` on the run of ``args``."""
+    return hey_figures(args, out) if generator == "hey" else ab_figures(args, out)
+
+
+def hey_figures(args: list[str], out: str) -> dict[str, Any]:
     """Throughput, latency percentiles and failures from ``hey``'s summary."""
-    figures: dict[str, Any] = {"command": _shown(command)}
-    figures["rate"] = float(_find(r"Requests/sec:\s+([\d.]+)", out))
+    report: dict[str, Any] = {"command": _shown(args)}
+    report["rate"] = float(_find(r"Requests/sec:\s+([\d.]+)", out))
     for pct, pattern in (("50", r"50% in"), ("99", r"99% in"), ("100", r"Slowest:")):
         # hey prints no percentile it has too few answers for (or none when all failed)
         found = re.search(rf"^\s+{pattern}\s+([\d.]+) secs", out, re.MULTILINE)
-        figures[f"p{pct}_ms"] = round(float(found.group(1)) * 1000, 1) if found else None
+        report[f"p{pct}_ms"] = round(float(found.group(1)) * 1000, 1) if found else None
     statuses = {
         int(code): int(n) for code, n in re.findall(r"^\s+\[(\d{3})\]\s+(\d+) responses", out, re.M)
     }
     errors = _section(out, "Error distribution:")
-    figures["failed"] = sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]", errors, re.M))
-    figures["non_2xx"] = sum(n for code, n in statuses.items() if not 200 <= code < 300)
-    figures["requests"] = sum(statuses.values())
-    if not figures["requests"]:  # hey still prints a "Slowest: 0.0000 secs"
-        figures["p100_ms"] = None
-    return figures
+    report["failed"] = sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]", errors, re.M))
+    report["non_2xx"] = sum(n for code, n in statuses.items() if not 200 <= code < 300)
+    report["requests"] = sum(statuses.values())
+    if not report["requests"]:  # hey still prints a "Slowest: 0.0000 secs"
+        report["p100_ms"] = None
+    return report
 
 
-def ab_command(
-    url: str,
-    count: int,
-    concurrency: int,
-    *,
-    body: Path | None = None,
-    bearer: str | None = None,
-    sign_in: bool = True,
-) -> list[str]:
-    """``ab -k`` sending ``count`` requests (POSTs of ``body``, else GETs). ``-r``: a socket
-    error is counted as a failure, not the end of the run."""
-    command = ["ab", "-k", "-r", "-q", "-c", str(concurrency), "-n", str(count)]
-    if body is not None:
-        command += ["-p", str(body), "-T", "application/fhir+json"]
-    return [*command, *_authorization(bearer, sign_in), url]
-
-
-def ab_figures(command: list[str], out: str) -> dict[str, Any]:
+def ab_figures(args: list[str], out: str) -> dict[str, Any]:
     """Throughput, latency percentiles and failures from ``ab``'s report."""
-    figures: dict[str, Any] = {"command": _shown(command)}
-    figures["rate"] = float(_find(r"Requests per second:\s+([\d.]+)", out))
+    report: dict[str, Any] = {"command": _shown(args)}
+    report["rate"] = float(_find(r"Requests per second:\s+([\d.]+)", out))
     # ab counts an answer whose length differs from the first one's as failed ("Length"):
     # only connection, receive and exception failures are errors here
     total = int(_find(r"Failed requests:\s+(\d+)", out))
     kinds = re.search(r"\(Connect: (\d+), Receive: (\d+), Length: \d+, Exceptions: (\d+)\)", out)
-    figures["failed"] = sum(map(int, kinds.groups())) if kinds else total
+    report["failed"] = sum(map(int, kinds.groups())) if kinds else total
     non2xx = re.search(r"Non-2xx responses:\s+(\d+)", out)
-    figures["non_2xx"] = int(non2xx.group(1)) if non2xx else 0
-    figures["requests"] = int(_find(r"Complete requests:\s+(\d+)", out))
+    report["non_2xx"] = int(non2xx.group(1)) if non2xx else 0
+    report["requests"] = int(_find(r"Complete requests:\s+(\d+)", out))
     for pct in ("50", "99", "100"):
         found = re.search(rf"^\s+{pct}%\s+(\d+)", out, re.MULTILINE)
-        figures[f"p{pct}_ms"] = int(found.group(1)) if found else None
-    return figures
+        report[f"p{pct}_ms"] = int(found.group(1)) if found else None
+    return report
 
 
-def _authorization(bearer: str | None, sign_in: bool) -> list[str]:
-    return ["-H", f"Authorization: Bearer {bearer or token()}"] if sign_in else []
-
-
-def _shown(command: list[str]) -> str:
+def _shown(args: list[str]) -> str:
     return " ".join(
-        "Authorization: Bearer <token>" if c.startswith("Authorization:") else c for c in command
+        "Authorization: Bearer <token>" if c.startswith("Authorization:") else c for c in args
     )
 
 

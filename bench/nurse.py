@@ -39,7 +39,7 @@ from bench._common import (
     run_load,
     say,
 )
-from bench.load_generators import ab_command, ab_figures
+from bench.load_generators import command, figures
 from harness.fhir_payloads import medication_request
 from harness.timelines import completed_timeline, start_of_yesterday
 
@@ -150,10 +150,10 @@ async def _native(
         urls.append(f"{service.base_url}/sessions/{sid}/events")
     bearer = service.auth_headers["Authorization"].removeprefix("Bearer ")
     live = await asyncio.to_thread(
-        _abs, [ab_command(f"{service.base_url}/health/live", vitals, 1, bearer=bearer)] * nurses
+        _abs, [command("ab", f"{service.base_url}/health/live", vitals, 1, bearer=bearer)] * nurses
     )
     charted = await asyncio.to_thread(
-        _abs, [ab_command(url, vitals, 1, body=body, bearer=bearer) for url in urls]
+        _abs, [command("ab", url, vitals, 1, body=body, bearer=bearer) for url in urls]
     )
     result = {"nurses": nurses, "vitals_each": vitals, "baseline_live": live, "events": charted}
     say(f"  native, {nurses} x ab -k -c 1 at once:")
@@ -180,11 +180,11 @@ def _abs(commands: list[list[str]]) -> dict[str, Any]:
         for c in commands
     ]
     outs = []
-    for command, proc in zip(commands, procs, strict=True):
+    for args, proc in zip(commands, procs, strict=True):
         out, err = proc.communicate(timeout=600)
         if proc.returncode != 0:
             raise RuntimeError(f"ab failed: {err.strip()[:300]}")
-        outs.append(ab_figures(command, out))
+        outs.append(figures("ab", args, out))
     return {
         "command": outs[0]["command"],
         "runs": len(outs),
