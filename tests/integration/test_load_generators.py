@@ -5,7 +5,6 @@ answers, non-2xx answers and connection failures are counted, not mistaken for e
 from __future__ import annotations
 
 import itertools
-import socket
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.load_generators import GENERATORS, load
+from harness.live_service import free_port
 from harness.local_http import serving
 
 COUNT = 40
@@ -91,10 +91,8 @@ def test_non_2xx_answers_are_counted(generator: str, server: str, body: Path) ->
 
 @pytest.mark.parametrize("generator", GENERATORS)
 def test_connection_failures_are_counted_not_timed(generator: str, body: Path) -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    figures = load(generator, f"http://127.0.0.1:{port}/created", body, COUNT, CONCURRENCY)
+    nobody = free_port()  # a port nobody listens on
+    figures = load(generator, f"http://127.0.0.1:{nobody}/created", body, COUNT, CONCURRENCY)
 
     assert figures["failed"] >= COUNT
     assert figures["non_2xx"] == 0

@@ -18,7 +18,7 @@ there are writes the thread runs every ``interval`` (0.1 s: at ~1,000 orders a s
 batch in a hundred by ~15 ms); once a pass finds the log as the pass before left it, it waits
 ``idle_interval`` instead (0.25 s: less than the ~0.4 s a burst of writes after a quiet spell
 takes to fill the 3,000 pages, so that no commit is left the whole log to copy). A pass that
-fails counts as quiet too: it is tried again after the longer wait.
+fails right after one that failed counts as quiet too: it is tried again after the longer wait.
 """
 
 from __future__ import annotations
